@@ -1,0 +1,3 @@
+from revbridge_cli.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""The RevBridge Events API contract as plain data and pure functions.
+
+Both sides use this module: the importer checks every user before sending it, and the sandbox
+server answers with exactly these rules and messages. Keeping them in one place is what makes
+"the sandbox accepted it" mean "production will accept it". The rules restate
+`CONTRACT.md` (and the vendor text it summarises); the decisions this project took where the
+vendor is silent are listed in README.md under "Contract decisions".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final
+
+PATH: Final = "/ingest/events"
+PRODUCTION_URL: Final = "https://api.revbridge.ai"
+DEVELOPMENT_URL: Final = "https://api-dev.revbridge.ai"
+
+MAX_USERS: Final = 1000
+MAX_BODY_BYTES: Final = 10_000_000
+SERVER_TIMEOUT_SECONDS: Final = 10.0
+
+PRIMARY_IDENTIFIERS: Final = ("user_id", "email", "phone_number", "anon_id")
+
+# Per-user messages, verbatim from the vendor where it gives them.
+IDENTIFIERS_REQUIRED: Final = "identifiers is required"
+IDENTIFIER_REQUIRED: Final = (
+    "at least one identifier is required (user_id, email, phone_number, or anon_id)"
+)
+USER_PROPERTIES_OBJECT: Final = "user_properties must be an object"
+EVENTS_REQUIRED: Final = "events is required"
+USER_NOT_OBJECT: Final = IDENTIFIERS_REQUIRED  # a user that is not an object has no identifiers
+
+# Request-level errors (400 bodies `{"error": ..., "trace_id": ...}`).
+ERR_CONTENT_TYPE: Final = "content type must be application/json"
+ERR_MALFORMED: Final = "malformed JSON"
+ERR_BODY_NOT_OBJECT: Final = "request body must be a JSON object"
+ERR_USERS_REQUIRED: Final = "users is required"
+ERR_USERS_EMPTY: Final = "users must not be empty"
+ERR_TOO_MANY_USERS: Final = f"too many users: at most {MAX_USERS} per request"
+ERR_VALIDATION_FAILED: Final = "validation failed"
+ERR_UNAUTHORIZED: Final = "unauthorized"
+ERR_METHOD: Final = "method not allowed"
+ERR_TOO_LARGE: Final = "payload too large"
+ERR_UNAVAILABLE: Final = "service temporarily unavailable"
+ERR_NOT_FOUND: Final = "not found"
+
+_ISO_8601 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?"
+)
+
+
+def is_number(value: Any) -> bool:
+    """JSON number only: `True` is an int to Python but a boolean to the API."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_iso8601(value: Any) -> bool:
+    """The one timestamp shape the API takes; impossible dates (Feb 30) are refused too."""
+    if not isinstance(value, str):
+        return False
+    m = _ISO_8601.fullmatch(value)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    offset = m.group(8)
+    if offset and offset != "Z" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+        return False
+    try:
+        datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return True
+
+
+def has_primary_identifier(identifiers: dict[str, Any]) -> bool:
+    """Present and non-empty: a non-empty string or a number (booleans and null do not count)."""
+    for name in PRIMARY_IDENTIFIERS:
+        value = identifiers.get(name)
+        if (isinstance(value, str) and value) or is_number(value):
+            return True
+    return False
+
+
+def event_error(event: Any, index: int) -> str | None:
+    """First fault of one event, in the contract's order, or None."""
+    prefix = f"events[{index}]: "
+    if not isinstance(event, dict):
+        return prefix + "event_name is required"
+    name = event.get("event_name")
+    if not isinstance(name, str) or not name:
+        return prefix + "event_name is required"
+    if "timestamp" in event and not is_iso8601(event["timestamp"]):
+        return prefix + "timestamp must be ISO 8601"
+    if "revenue" in event and not is_number(event["revenue"]):
+        return prefix + "revenue must be a number"
+    if "event_value" in event and not is_number(event["event_value"]):
+        return prefix + "event_value must be a number"
+    return None
+
+
+def user_error(user: Any) -> str | None:
+    """First fault of one user object, in the contract's order, or None if the API takes it."""
+    if not isinstance(user, dict):
+        return USER_NOT_OBJECT
+    identifiers = user.get("identifiers")
+    if not isinstance(identifiers, dict):
+        return IDENTIFIERS_REQUIRED
+    if not has_primary_identifier(identifiers):
+        return IDENTIFIER_REQUIRED
+    if "user_properties" in user and not isinstance(user["user_properties"], dict):
+        return USER_PROPERTIES_OBJECT
+    events = user.get("events")
+    if not isinstance(events, list) or not events:
+        return EVENTS_REQUIRED
+    for index, event in enumerate(events):
+        error = event_error(event, index)
+        if error is not None:
+            return error
+    return None
+
+
+def request_error(body: Any) -> str | None:
+    """Faults of the request as a whole (a 400 with `{"error": ...}`), before any user is read."""
+    if not isinstance(body, dict):
+        return ERR_BODY_NOT_OBJECT
+    users = body.get("users")
+    if not isinstance(users, list):
+        return ERR_USERS_REQUIRED
+    if not users:
+        return ERR_USERS_EMPTY
+    if len(users) > MAX_USERS:
+        return ERR_TOO_MANY_USERS
+    return None
+
+
+def user_errors(users: list[Any]) -> list[dict[str, Any]]:
+    """The `errors` array of a response: one entry per invalid user, in `userIndex` order."""
+    errors = []
+    for index, user in enumerate(users):
+        message = user_error(user)
+        if message is not None:
+            errors.append({"userIndex": index, "message": message})
+    return errors
+
+
+def is_json_content_type(value: str | None) -> bool:
+    """`application/json`, with or without parameters such as `; charset=utf-8`."""
+    if not value:
+        return False
+    return value.split(";", 1)[0].strip().lower() == "application/json"
