@@ -1,0 +1,422 @@
+"""The run: read -> shape -> pack -> deliver -> report, wired together.
+
+The stages themselves are pure (records, pack) or edges of their own (reader, deliver,
+rejected); this module owns the order of things and the bookkeeping that ties an input record
+to its fate, so that every record read ends accepted, in the rejected file, or (with --state)
+still pending in the journal for the next run. Nothing is dropped on the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import httpx
+import orjson
+
+from revbridge_cli import __version__, reader
+from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
+from revbridge_cli.errors import UsageError
+from revbridge_cli.journal import Journal
+from revbridge_cli.pack import Batch, Packer
+from revbridge_cli.records import Invalid, Origin, count_missing_timestamps, shape
+from revbridge_cli.rejected import RejectedFile, row
+from revbridge_cli.resume import Durable, FilePlan
+from revbridge_cli.settings import SendSettings
+from revbridge_cli.summary import Summary, reason_of
+
+_YIELD_EVERY = 256  # records between two chances for the sender to run
+_MAX_EXAMPLES = 5
+_MAX_SOURCES = 20
+
+
+class Reporter(Protocol):
+    """Where the run shows itself: a progress display, plain log lines, or nothing."""
+
+    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None: ...
+
+    def attempt(self, attempt: Attempt) -> None: ...
+
+    def notice(self, message: str) -> None: ...
+
+
+class NullReporter:
+    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        pass
+
+    def attempt(self, attempt: Attempt) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+
+class Run:
+    """One send (or validate) run over its inputs."""
+
+    def __init__(self, settings: SendSettings, reporter: Reporter | None = None) -> None:
+        self.settings = settings
+        self.reporter = reporter or NullReporter()
+        self.summary = Summary(sent=settings.send, dry_run=settings.dry_run)
+        self.rejected = RejectedFile(settings.rejected, datetime.now(UTC))
+        self.files: list[str] = []
+        self.stopping: str | None = None  # why reading stopped early (signal, fatal answer)
+        self.sender: Sender | None = None
+        self._bytes_done = 0
+        self._current_size = 0
+        self._total_bytes: int | None = 0
+        self.durable: Durable | None = None
+
+    # ---- entry points -------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Everything that can fail before a single request: exit 2 comes from here."""
+        self.files = reader.expand_inputs(self.settings.inputs)
+        for path in self.files:
+            reader.check_input(path)
+        sizes = [None if p == "-" else os.path.getsize(p) for p in self.files]
+        self._total_bytes = None if None in sizes else sum(s for s in sizes if s is not None)
+        if self.settings.state and self.settings.send and not self.settings.dry_run:
+            if "-" in self.files:
+                raise UsageError("--state needs files: standard input cannot be resumed")
+            journal = Journal.open(self.settings.state)  # LockedError: another run holds it
+            self.durable = Durable(journal, self.files, self.settings.restart_changed)
+
+    async def execute(self) -> Summary:
+        started = time.monotonic()
+        try:
+            if self.settings.send and not self.settings.dry_run:
+                await self._send_all()
+            else:
+                await self._produce(self._count_batch)
+                for batch in self._packer_flush():
+                    self._count_batch(batch)
+        finally:
+            self.rejected.flush()
+            if self.durable is not None:
+                self.summary.records_skipped = self.durable.skipped_records
+                self.durable.close()
+            self.rejected.close()
+            self.summary.elapsed_seconds = time.monotonic() - started
+            self.summary.rejected_file = self.rejected.path if self.rejected.rows else None
+            self.summary.rejected_rows = self.rejected.rows
+        return self.summary
+
+    def request_stop(self, why: str) -> None:
+        if self.stopping is None:
+            self.stopping = why
+            if self.sender is not None:
+                self.sender.halt(why)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    async def _produce(self, dispatch: Callable[[Batch], object]) -> None:
+        s = self.settings
+        self.packer = Packer(
+            lanes=max(1, s.concurrency), max_users=s.max_users, max_bytes=s.max_bytes
+        )
+        for file_no in range(len(self.files)):
+            plan = self.durable.plan(file_no) if self.durable else FilePlan()
+            if plan.error:
+                self.summary.input_errors.append(plan.error)
+                continue
+            if plan.skip:
+                self.reporter.notice(plan.skip)
+                continue
+            try:
+                await self._read_file(file_no, plan, dispatch)
+            except reader.InputError as exc:
+                self.summary.input_errors.append(str(exc))
+            self._bytes_done += self._current_size
+            self._report_progress()
+            if self.stopping:
+                return
+
+    async def _read_file(
+        self, file_no: int, plan: FilePlan, dispatch: Callable[[Batch], object]
+    ) -> None:
+        s, summary, durable = self.settings, self.summary, self.durable
+        tracker = durable.tracker if durable else None
+        records = reader.Reader(
+            self.files[file_no],
+            s.fmt,
+            start_offset=plan.start_offset,
+            start_line=plan.start_line,
+            hold_partial_last_line=durable is not None,
+        )
+        self._current_size = records.total_bytes or 0
+        n = 0
+        for record in records:
+            n += 1
+            origin = (file_no, record.line, record.end_offset)
+            if record.line in plan.settled:
+                durable.skip(origin)  # type: ignore[union-attr]
+                continue
+            summary.records_read += 1
+            if tracker:
+                tracker.read(origin, 1)  # held while its parts are packed
+            if record.error is not None:
+                where = f"{self._name(file_no)}:{record.line}"
+                self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
+            else:
+                for item in shape(record.value, origin, s.shape):
+                    if isinstance(item, Invalid):
+                        self._set_aside(item, origin)
+                        continue
+                    summary.events_without_timestamp += count_missing_timestamps(item)
+                    if record.line in plan.in_doubt:
+                        summary.possible_duplicate_events += len(item.events)
+                    packed = self.packer.add(item)
+                    for invalid, too_big_origin in packed.too_big:
+                        self._set_aside(invalid, too_big_origin)
+                    if tracker:
+                        tracker.add_refs(origin, packed.placed)
+                    for batch in packed.batches:
+                        await self._await(dispatch(batch))
+            if tracker:
+                tracker.release(origin)
+            if n % _YIELD_EVERY == 0:
+                self._report_progress(records.bytes_read)
+                await asyncio.sleep(0)
+            if self.stopping:
+                summary.notices.append(self._stopped_after(file_no, record.line))
+                return
+        held = records.held_back_bytes
+        if held:
+            summary.notices.append(
+                f"{self._name(file_no)}: the last line has no newline yet ({held:,} bytes); "
+                "it is left for the next run"
+            )
+
+    def _stopped_after(self, file_no: int, line: int) -> str:
+        where = f"{self._name(file_no)}:{line}"
+        if self.durable:
+            return (
+                f"reading stopped after {where}; run the same command again to continue "
+                "(the state file knows what was done)"
+            )
+        return (
+            f"reading stopped after {where}: every record up to it was accepted or is in "
+            "the rejected file; nothing after it was read"
+        )
+
+    @staticmethod
+    async def _await(result: object) -> None:
+        if asyncio.iscoroutine(result):
+            await result
+
+    def _packer_flush(self) -> list[Batch]:
+        return self.packer.flush()
+
+    def _name(self, file_no: int) -> str:
+        return self.files[file_no]
+
+    def _source(self, origins: Iterable[Origin]) -> str:
+        names = [f"{self._name(f)}:{line}" for f, line, _ in origins]
+        if len(names) > _MAX_SOURCES:
+            names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
+        return ", ".join(names)
+
+    def _set_aside(self, invalid: Invalid, origin: Origin) -> None:
+        self.summary.records_invalid += 1
+        self._note_reason(invalid.message, origin)
+        self.rejected.write(
+            row(
+                invalid.message,
+                kind="invalid",
+                source=self._source([origin]),
+                user=invalid.user,
+                raw=invalid.raw,
+            )
+        )
+
+    def _note_reason(self, message: str, origin: Origin | None) -> None:
+        self.summary.reasons[reason_of(message)] += 1
+        if len(self.summary.examples) < _MAX_EXAMPLES:
+            where = self._source([origin]) if origin else ""
+            text = message if message.startswith(where) else f"{where}: {message}"
+            self.summary.examples.append(text)
+
+    def _count_batch(self, batch: Batch) -> None:
+        """Dry run and validate: what would have gone out."""
+        self.summary.batches += 1
+        self.summary.users_sent += len(batch.users)
+        self.summary.events_sent += batch.n_events
+        self.summary.bytes_sent += batch.size
+
+    def _report_progress(self, bytes_in_file: int = 0) -> None:
+        self.reporter.progress(self.summary, self._bytes_done + bytes_in_file, self._total_bytes)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def _send_all(self) -> None:
+        s = self.settings
+        headers = {
+            "authorization": f"Bearer {s.api_key}",
+            "x-customer-id": s.customer_id or "",
+            "user-agent": f"revbridge-cli/{__version__}",
+        }
+        limits = httpx.Limits(
+            max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+        )
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(s.timeout), limits=limits) as client:
+            self.sender = Sender(
+                client,
+                s.base_url,
+                headers,
+                s.retry,
+                AdaptiveLimit(s.concurrency),
+                on_attempt=self._on_attempt,
+            )
+            queues: list[asyncio.Queue[Batch | None]] = [
+                asyncio.Queue(maxsize=2) for _ in range(max(1, s.concurrency))
+            ]
+            workers = [asyncio.create_task(self._worker(q)) for q in queues]
+            try:
+                await self._produce(lambda b: queues[b.lane].put(b))
+                if self.stopping is None:
+                    for batch in self._packer_flush():
+                        await queues[batch.lane].put(batch)
+                else:
+                    self._abandon(self._packer_flush(), f"not sent: {self.stopping}")
+                for q in queues:
+                    await q.put(None)
+                await self._finish_workers(workers)
+            finally:
+                for w in workers:
+                    w.cancel()
+                self._remove_signals(loop)
+        if self.sender.fatal is not None:
+            self.summary.fatal = self.sender.fatal.message
+
+    async def _finish_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        if self.stopping is None:
+            await asyncio.gather(*workers)
+            return
+        _, pending = await asyncio.wait(workers, timeout=self.settings.grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _worker(self, queue: asyncio.Queue[Batch | None]) -> None:
+        assert self.sender is not None
+        while True:
+            batch = await queue.get()
+            if batch is None:
+                return
+            if self.stopping is not None:
+                self._abandon([batch], f"not sent: {self.stopping}")
+                continue
+            if self.durable:
+                self.durable.batch_out(batch)
+            try:
+                outcomes = await self.sender.send(batch)
+            except asyncio.CancelledError:
+                self._abandon(
+                    [batch],
+                    f"{self.stopping or 'stopped'} while the request was in "
+                    "flight: it may have been stored",
+                )
+                raise
+            if self.durable and any(o.undelivered and self.stopping for o in outcomes):
+                self._abandon([batch], f"not sent: {self.stopping}")  # the next run sends it
+            else:
+                for outcome in outcomes:
+                    self._record(outcome)
+                if self.durable:
+                    self.rejected.flush()
+                    self.durable.batch_done(batch)
+                    self.durable.commit()
+            if self.sender.fatal is not None:
+                self.request_stop(self.sender.fatal.message)
+
+    def _abandon(self, batches: Iterable[Batch], why: str) -> None:
+        """Batches a stop kept from their verdict: with --state the next run sends them, so
+        they stay unsettled in the journal; without it they go to the rejected file."""
+        for batch in batches:
+            if self.durable:
+                self.summary.events_pending += batch.n_events
+            else:
+                self._record(Outcome(batch, undelivered=why))
+
+    def _on_attempt(self, attempt: Attempt) -> None:
+        self.summary.requests += 1
+        self.summary.bytes_sent += attempt.body_bytes
+        if attempt.retry_in is not None:
+            self.summary.retries += 1
+        self.reporter.attempt(attempt)
+
+    def _record(self, outcome: Outcome) -> None:
+        summary = self.summary
+        batch = outcome.batch
+        summary.users_sent += len(batch.users)
+        summary.events_sent += batch.n_events
+        if outcome.in_doubt_resent:
+            summary.possible_duplicate_events += batch.n_events
+        if outcome.undelivered:
+            summary.users_undelivered += len(batch.users)
+            summary.events_undelivered += batch.n_events
+            for user in batch.users:
+                self._note_reason(outcome.undelivered, user.origins[0] if user.origins else None)
+                self.rejected.write(
+                    row(
+                        outcome.undelivered,
+                        kind="undelivered",
+                        trace_id=outcome.trace_id,
+                        user=orjson.loads(user.data),
+                        source=self._source(user.origins),
+                    )
+                )
+            return
+        summary.users_accepted += outcome.accepted_users
+        summary.events_accepted += outcome.accepted_events
+        for index, message in sorted(outcome.rejected.items()):
+            user = batch.users[index]
+            summary.users_rejected += 1
+            summary.events_rejected += user.n_events
+            self._note_reason(message, user.origins[0] if user.origins else None)
+            self.rejected.write(
+                row(
+                    message,
+                    kind="rejected",
+                    user_index=index,
+                    trace_id=outcome.trace_id,
+                    user=orjson.loads(user.data),
+                    source=self._source(user.origins),
+                )
+            )
+        self._report_progress()
+
+    # ---- signals ------------------------------------------------------------------------
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum, name in (
+            (signal.SIGINT, "interrupted (Ctrl-C)"),
+            (signal.SIGTERM, "terminated (SIGTERM)"),
+        ):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._on_signal, signum, name)
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int, name: str) -> None:
+        if self.summary.interrupted:  # the second one: quit at once
+            os.write(2, f"\n{name} again: quitting now\n".encode())
+            os._exit(128 + signum)
+        self.summary.interrupted = (
+            f"{name}: stopped reading; see the rejected file for what was not sent"
+        )
+        self.interrupt_signal = signum
+        self.reporter.notice(f"{name}: finishing requests in flight (press again to quit now)")
+        self.request_stop(name)

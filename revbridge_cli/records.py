@@ -1,0 +1,176 @@
+"""Shaping: from one parsed input record to the user objects the API takes, checked.
+
+A record is one of three shapes (README "Input shapes"): a flat event with the identifiers at
+top level, a user in the API's own shape, or a row of our rejected file (whose `user`, or
+`raw` text once fixed, is what gets sent). A line holding a whole request body
+(`{"users": [...]}`) yields one part per user. Everything here is pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from revbridge_cli import contract
+
+# (file number, line or record number, byte offset just past the record). A tuple, not an
+# object: one is made per input record on the hot path, and the journal only needs these three.
+Origin = tuple[int, int, int]
+
+_USER_KEYS = frozenset(("identifiers", "user_properties", *contract.PRIMARY_IDENTIFIERS))
+_REJECTED_ROW_KEYS = frozenset(("userIndex", "message"))
+
+
+@dataclass(slots=True)
+class UserPart:
+    """Some events of one user, ready to pack: the unit the packer groups by `key`."""
+
+    key: tuple[Any, ...]
+    identifiers: dict[str, Any]
+    user_properties: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    origin: Origin
+
+    def as_user(self) -> dict[str, Any]:
+        """The user object exactly as the API would receive it for this part alone."""
+        user: dict[str, Any] = {"identifiers": self.identifiers}
+        if self.user_properties is not None:
+            user["user_properties"] = self.user_properties
+        user["events"] = self.events
+        return user
+
+
+@dataclass(slots=True)
+class Invalid:
+    """A record set aside before sending: the rejected file's row, short of its source."""
+
+    message: str
+    user: Any = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeOptions:
+    """What the user asked of the shaping step (`--require-timestamp`, `--epoch-timestamps`)."""
+
+    require_timestamp: bool = False
+    epoch_timestamps: bool = False
+
+
+def user_key(identifiers: dict[str, Any]) -> tuple[Any, ...]:
+    """Records with equal primary identifiers are one user (README "Grouping")."""
+    key = tuple(identifiers.get(name) for name in contract.PRIMARY_IDENTIFIERS)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable value beside a valid identifier: compare as JSON text
+        return tuple(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in key)
+    return key
+
+
+def epoch_to_iso(value: float) -> str:
+    """Seconds or milliseconds since 1970 as ISO 8601 UTC; above 1e11 can only be milliseconds."""
+    seconds = value / 1000 if abs(value) >= 1e11 else value
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _flat_to_user(record: dict[str, Any]) -> dict[str, Any]:
+    ids = record.get("identifiers")
+    identifiers: Any = dict(ids) if isinstance(ids, dict) else ids
+    if identifiers is None:
+        identifiers = {}
+    if isinstance(identifiers, dict):
+        for name in contract.PRIMARY_IDENTIFIERS:
+            if name in record:
+                identifiers[name] = record[name]
+    user: dict[str, Any] = {"identifiers": identifiers}
+    if "user_properties" in record:
+        user["user_properties"] = record["user_properties"]
+    user["events"] = [{k: v for k, v in record.items() if k not in _USER_KEYS}]
+    return user
+
+
+def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
+    """The user objects a record stands for, before any check."""
+    if record.keys() >= _REJECTED_ROW_KEYS and ("user" in record or "raw" in record):
+        if record.get("user") is not None:
+            return [record["user"]]
+        raw = record.get("raw")
+        if not isinstance(raw, str):
+            return Invalid("rejected row has neither `user` nor `raw` to send", raw=None)
+        try:
+            fixed = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Invalid(f"`raw` is still not valid JSON ({exc})", raw=raw)
+        if not isinstance(fixed, dict):
+            return Invalid("`raw` is not a JSON object", raw=raw)
+        return _users_of(fixed)
+    users = record.get("users")
+    if isinstance(users, list) and "events" not in record:
+        return users
+    if "events" in record:
+        return [record]
+    return [_flat_to_user(record)]
+
+
+def _apply_options(user: dict[str, Any], options: ShapeOptions) -> str | None:
+    events = user.get("events")
+    if not isinstance(events, list):
+        return None
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        stamp = event.get("timestamp")
+        if options.epoch_timestamps and contract.is_number(stamp):
+            try:
+                event["timestamp"] = epoch_to_iso(stamp)
+            except (OverflowError, OSError, ValueError):
+                return f"events[{index}]: timestamp {stamp!r} is not a usable epoch time"
+        elif options.require_timestamp and "timestamp" not in event:
+            return f"events[{index}]: timestamp is missing (--require-timestamp)"
+    return None
+
+
+def shape(
+    record: Any, origin: Origin, options: ShapeOptions = ShapeOptions()
+) -> list[UserPart | Invalid]:
+    """Turn one parsed record into checked user parts, or the reason each is set aside.
+
+    The check is the contract's own (`contract.user_error`), so what passes here is what the
+    server takes; a bad record is set aside alone and the user's other records still go.
+    """
+    if not isinstance(record, dict):
+        return [Invalid(f"not a JSON object (got {type(record).__name__})")]
+    users = _users_of(record)
+    if isinstance(users, Invalid):
+        return [users]
+    out: list[UserPart | Invalid] = []
+    for user in users:
+        message = contract.user_error(user)
+        if message is None and (options.epoch_timestamps or options.require_timestamp):
+            message = _apply_options(user, options)
+            message = message or contract.user_error(user)
+        if message is not None:
+            out.append(Invalid(message, user=user))
+            continue
+        identifiers = user["identifiers"]
+        out.append(
+            UserPart(
+                user_key(identifiers),
+                identifiers,
+                user.get("user_properties"),
+                user["events"],
+                origin,
+            )
+        )
+    return out
+
+
+def count_missing_timestamps(part: UserPart) -> int:
+    """Events the server would stamp "now": worth a warning in any backfill."""
+    return sum(1 for event in part.events if "timestamp" not in event)

@@ -1,0 +1,151 @@
+"""The run's counters and how they read: a plain text block, a rich table, or JSON."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+
+@dataclass
+class Summary:
+    """Counts of one run. Users are user objects as sent (one per user per batch)."""
+
+    records_read: int = 0
+    records_invalid: int = 0
+    users_sent: int = 0
+    events_sent: int = 0
+    users_accepted: int = 0
+    events_accepted: int = 0
+    users_rejected: int = 0
+    events_rejected: int = 0
+    users_undelivered: int = 0
+    events_undelivered: int = 0
+    requests: int = 0
+    retries: int = 0
+    bytes_sent: int = 0
+    batches: int = 0
+    possible_duplicate_events: int = 0
+    events_pending: int = 0  # with --state: not sent because of a stop; the next run sends them
+    records_skipped: int = 0  # with --state: settled by an earlier run
+    events_without_timestamp: int = 0
+    elapsed_seconds: float = 0.0
+    rejected_file: str | None = None
+    rejected_rows: int = 0
+    input_errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    interrupted: str | None = None
+    fatal: str | None = None
+    dry_run: bool = False
+    sent: bool = True
+
+    @property
+    def events_per_second(self) -> float:
+        events = self.events_sent if self.sent else self.records_read
+        return events / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not (
+            self.rejected_rows
+            or self.input_errors
+            or self.interrupted
+            or self.fatal
+            or self.records_invalid
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = dict(self.reasons.most_common())
+        data["events_per_second"] = round(self.events_per_second, 1)
+        data["elapsed_seconds"] = round(self.elapsed_seconds, 3)
+        return data
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The summary as label/value pairs, shared by the plain and the rich rendering."""
+        out = [("records read", f"{self.records_read:,}")]
+        if self.records_invalid:
+            out.append(("invalid records (not sent)", f"{self.records_invalid:,}"))
+        if self.sent and not self.dry_run:
+            out += [
+                ("users sent / events sent", f"{self.users_sent:,} / {self.events_sent:,}"),
+                ("accepted users / events", f"{self.users_accepted:,} / {self.events_accepted:,}"),
+                ("rejected users / events", f"{self.users_rejected:,} / {self.events_rejected:,}"),
+                (
+                    "undelivered users / events",
+                    f"{self.users_undelivered:,} / {self.events_undelivered:,}",
+                ),
+                ("requests (retries)", f"{self.requests:,} ({self.retries:,})"),
+            ]
+            if self.records_skipped:
+                out.append(("records done by earlier runs", f"{self.records_skipped:,}"))
+            if self.events_pending:
+                out.append(("events left for the next run", f"{self.events_pending:,}"))
+            if self.possible_duplicate_events:
+                out.append(("possible duplicate events", f"{self.possible_duplicate_events:,}"))
+        elif self.dry_run:
+            out += [
+                ("would send users / events", f"{self.users_sent:,} / {self.events_sent:,}"),
+                ("would send requests / bytes", f"{self.batches:,} / {self.bytes_sent:,}"),
+            ]
+        out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
+        out.append(("rate", f"{self.events_per_second:,.0f} events/s"))
+        if self.rejected_file and self.rejected_rows:
+            out.append(("rejected file", f"{self.rejected_file} ({self.rejected_rows:,} rows)"))
+        return out
+
+    def warnings(self) -> list[str]:
+        out = list(self.notices)
+        if self.events_without_timestamp:
+            out.append(
+                f"{self.events_without_timestamp:,} events have no timestamp: the server stamps "
+                "them with the time of arrival (use --require-timestamp to set them aside)"
+            )
+        out += [f"input stopped early: {e}" for e in self.input_errors]
+        if self.interrupted:
+            out.append(self.interrupted)
+        if self.fatal:
+            out.append(self.fatal)
+        return out
+
+
+def reason_of(message: str) -> str:
+    """Group messages by kind: indexes and file positions do not make a new reason."""
+    import re
+
+    text = re.sub(r"\[\d+\]", "[i]", message)
+    text = re.sub(r"^\S+:\d+: ", "", text)
+    return text.split(" (", 1)[0]
+
+
+def render_plain(summary: Summary) -> str:
+    width = max(len(label) for label, _ in summary.rows())
+    lines = [f"{label.ljust(width)}  {value}" for label, value in summary.rows()]
+    if summary.reasons:
+        lines.append("set aside, by reason:")
+        lines += [f"  {n:>9,}  {reason}" for reason, n in summary.reasons.most_common(10)]
+    if summary.examples:
+        lines.append("first examples:")
+        lines += [f"  {example}" for example in summary.examples]
+    lines += [f"warning: {w}" for w in summary.warnings()]
+    return "\n".join(lines)
+
+
+def render_table(summary: Summary) -> Table:
+    title = (
+        "revbridge validate"
+        if not summary.sent
+        else ("revbridge send (dry run)" if summary.dry_run else "revbridge send")
+    )
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    for reason, n in summary.reasons.most_common(10):
+        table.add_row(f"  {reason}", f"{n:,}", style="yellow")
+    return table
