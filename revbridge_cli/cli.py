@@ -6,18 +6,24 @@ import asyncio
 import os
 import sys
 from contextlib import ExitStack
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from revbridge_cli import __version__, contract
+from revbridge_cli.config import (
+    Connection,
+    Resolved,
+    Secret,
+    render,
+    require_credentials,
+    resolve,
+)
 from revbridge_cli.errors import Exit, UsageError
 from revbridge_cli.journal import LockedError
 from revbridge_cli.reader import InputError
-from revbridge_cli.records import ShapeOptions
-from revbridge_cli.retry import RetryPolicy
-from revbridge_cli.settings import SendSettings
+from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
 
 EXIT_CODES_HELP = (
@@ -75,7 +81,7 @@ Rejected = Annotated[
     ),
 ]
 RequireTimestamp = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--require-timestamp",
         help="Set aside events without a timestamp instead of "
@@ -83,10 +89,18 @@ RequireTimestamp = Annotated[
     ),
 ]
 EpochTimestamps = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--epoch-timestamps",
         help="Convert numeric timestamps (epoch seconds or milliseconds) to ISO 8601 UTC.",
+    ),
+]
+LogFile = Annotated[
+    str | None,
+    typer.Option(
+        "--log-file",
+        help="Append a log of the run to this file, with the trace_id "
+        "of every request that was not a plain 202.",
     ),
 ]
 JsonOut = Annotated[
@@ -101,42 +115,71 @@ def _check_format(fmt: str | None) -> str | None:
     return fmt
 
 
+ConfigPath = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        help="Config file with profiles (default ~/.config/revbridge/config.toml, "
+        "or REVBRIDGE_CONFIG).",
+        show_default=False,
+    ),
+]
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", help="Profile of the config file to use (or REVBRIDGE_PROFILE)."),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        show_default=False,
+        help="API key. Visible in shell history and ps: prefer REVBRIDGE_API_KEY or "
+        "--api-key-file.",
+    ),
+]
+ApiKeyFile = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-file", help="Read the API key from this file's first line (- for stdin)."
+    ),
+]
+CustomerId = Annotated[
+    str | None,
+    typer.Option(
+        "--customer-id", help="Your customer id, sent as x-customer-id (or REVBRIDGE_CUSTOMER_ID)."
+    ),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="API base URL, or the words production / development (or "
+        "REVBRIDGE_BASE_URL). http:// only for loopback.",
+        show_default=False,
+    ),
+]
+
+
+def _resolve(flags: dict[str, Any], config: str | None, profile: str | None) -> Resolved:
+    stdin = sys.stdin if flags.get("api_key_file") == "-" else None
+    return resolve(flags=flags, env=os.environ, config_path=config, profile=profile, stdin=stdin)
+
+
 @app.command(
     epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n"
     "  revbridge send --sandbox samples/\n\n"
     "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge send export.ndjson.gz\n\n"
+    "  revbridge send --profile production --state backfill.state exports/\n\n"
     "  revbridge send rejected-20260115T143000Z.ndjson   # after fixing the rows"
 )
 def send(
     inputs: Inputs,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            envvar="REVBRIDGE_API_KEY",
-            show_envvar=True,
-            show_default=False,
-            help="API key. Prefer the environment variable or --api-key-file.",
-        ),
-    ] = None,
-    customer_id: Annotated[
-        str | None,
-        typer.Option(
-            "--customer-id",
-            envvar="REVBRIDGE_CUSTOMER_ID",
-            show_envvar=True,
-            help="Your RevBridge customer id (sent as x-customer-id).",
-        ),
-    ] = None,
-    base_url: Annotated[
-        str,
-        typer.Option(
-            "--base-url",
-            envvar="REVBRIDGE_BASE_URL",
-            show_envvar=True,
-            help="API base URL; http:// only for loopback.",
-        ),
-    ] = contract.PRODUCTION_URL,
+    api_key: ApiKey = None,
+    api_key_file: ApiKeyFile = None,
+    customer_id: CustomerId = None,
+    base_url: BaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
     sandbox: Annotated[
         bool,
         typer.Option(
@@ -147,35 +190,45 @@ def send(
     ] = False,
     fmt: Format = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at most.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, max=64, help="Requests in flight at most. [default: 4]"
+        ),
+    ] = None,
     max_users: Annotated[
-        int, typer.Option("--max-users", min=1, max=contract.MAX_USERS, help="Users per request.")
-    ] = contract.MAX_USERS,
+        int | None,
+        typer.Option(
+            "--max-users", min=1, max=contract.MAX_USERS, help="Users per request. [default: 1000]"
+        ),
+    ] = None,
     max_bytes: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--max-bytes",
             min=1024,
             max=contract.MAX_BODY_BYTES,
-            help="Request body size limit in bytes.",
+            help="Request body limit in bytes. [default: 10000000]",
         ),
-    ] = contract.MAX_BODY_BYTES,
+    ] = None,
     max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Retries per request (0: none).")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--max-retries", min=0, help="Retries per request; 0 means none. [default: 8]"
+        ),
+    ] = None,
     retry_initial_delay: Annotated[
-        float, typer.Option("--retry-initial-delay", min=0.0, help="First backoff wait, seconds.")
-    ] = 1.0,
+        float | None,
+        typer.Option("--retry-initial-delay", min=0.0, help="First backoff wait, s. [default: 1]"),
+    ] = None,
     retry_max_delay: Annotated[
-        float, typer.Option("--retry-max-delay", min=0.0, help="Longest backoff wait, seconds.")
-    ] = 60.0,
+        float | None,
+        typer.Option("--retry-max-delay", min=0.0, help="Longest backoff wait, s. [default: 60]"),
+    ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Per-request timeout, seconds.")
-    ] = 30.0,
+        float | None,
+        typer.Option("--timeout", min=0.1, help="Per-request timeout, s. [default: 30]"),
+    ] = None,
     rejected: Rejected = None,
-    require_timestamp: RequireTimestamp = False,
-    epoch_timestamps: EpochTimestamps = False,
     state: Annotated[
         str | None,
         typer.Option(
@@ -192,6 +245,9 @@ def send(
             "since the last run from its start, as new data.",
         ),
     ] = False,
+    require_timestamp: RequireTimestamp = None,
+    epoch_timestamps: EpochTimestamps = None,
+    log_file: LogFile = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -203,36 +259,88 @@ def send(
 ) -> None:
     """Send events from files to RevBridge: stream, group by user, pack, deliver, and keep
     every record that did not go in a rejected file you can fix and send again."""
+    flags = {k: v for k, v in locals().items() if k in _SEND_FLAGS}
     with ExitStack() as stack:
         try:
+            if api_key_file == "-" and "-" in inputs:
+                raise UsageError("--api-key-file - and input - cannot both read standard input")
+            resolved = _resolve(flags, config, profile)
+            connection = resolved.connection
             if sandbox:
                 from revbridge_cli.sandbox import Sandbox
 
                 sb = stack.enter_context(Sandbox())
-                base_url, api_key, customer_id = sb.url, sb.api_key, sb.customer_id
+                connection = Connection(sb.url, Secret(sb.api_key), sb.customer_id)
                 if not quiet:
                     typer.echo(f"sandbox: {sb.url} (stored in {sb.db_path})", err=True)
             elif not dry_run:
-                _require_credentials(api_key, customer_id)
-            settings = SendSettings(
-                inputs=inputs,
-                base_url=base_url,
-                api_key=api_key,
-                customer_id=customer_id,
+                require_credentials(connection)
+            _warn(resolved.warnings, quiet)
+            settings = build_settings(
+                inputs,
+                connection,
+                resolved.options,
                 fmt=_check_format(fmt),
-                concurrency=concurrency,
-                max_users=max_users,
-                max_bytes=max_bytes,
-                timeout=timeout,
-                retry=RetryPolicy(max_retries, retry_initial_delay, retry_max_delay),
-                shape=ShapeOptions(require_timestamp, epoch_timestamps),
-                rejected=rejected,
                 dry_run=dry_run,
+                restart_changed=restart_changed,
             )
-        except UsageError as exc:
+        except (UsageError, ValueError) as exc:
             _fail(str(exc))
         code = _run(settings, json_out=json_out, quiet=quiet)
     raise typer.Exit(int(code))
+
+
+_SEND_FLAGS = frozenset(
+    (
+        "api_key",
+        "api_key_file",
+        "customer_id",
+        "base_url",
+        "concurrency",
+        "max_users",
+        "max_bytes",
+        "max_retries",
+        "retry_initial_delay",
+        "retry_max_delay",
+        "timeout",
+        "rejected",
+        "state",
+        "require_timestamp",
+        "epoch_timestamps",
+        "log_file",
+    )
+)
+
+
+def _warn(warnings: list[str], quiet: bool) -> None:
+    if not quiet:
+        for warning in warnings:
+            typer.echo(f"revbridge: warning: {warning}", err=True)
+
+
+@app.command(
+    "config", epilog="Examples:\n\n  revbridge config\n\n  revbridge config --profile production"
+)
+def config_command(
+    api_key: ApiKey = None,
+    api_key_file: ApiKeyFile = None,
+    customer_id: CustomerId = None,
+    base_url: BaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
+) -> None:
+    """Show the settings a send would use, where each comes from, with the key masked."""
+    flags = {
+        "api_key": api_key,
+        "api_key_file": api_key_file,
+        "customer_id": customer_id,
+        "base_url": base_url,
+    }
+    try:
+        resolved = _resolve(flags, config, profile)
+    except UsageError as exc:
+        _fail(str(exc))
+    typer.echo(render(resolved))
 
 
 @app.command(
@@ -243,34 +351,23 @@ def validate(
     inputs: Inputs,
     fmt: Format = None,
     rejected: Rejected = None,
-    require_timestamp: RequireTimestamp = False,
-    epoch_timestamps: EpochTimestamps = False,
+    require_timestamp: RequireTimestamp = None,
+    epoch_timestamps: EpochTimestamps = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Check files with the API's own rules without sending anything: counts per reason, the
     first examples with file and line, and the rejected file. Exit 1 if anything is invalid."""
     try:
-        settings = SendSettings(
-            inputs=inputs,
-            fmt=_check_format(fmt),
-            rejected=rejected,
-            send=False,
-            shape=ShapeOptions(require_timestamp, epoch_timestamps),
-        )
+        options = {
+            "rejected": rejected,
+            "require_timestamp": require_timestamp,
+            "epoch_timestamps": epoch_timestamps,
+        }
+        settings = build_settings(inputs, None, options, fmt=_check_format(fmt), send=False)
     except UsageError as exc:
         _fail(str(exc))
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
-
-
-def _require_credentials(api_key: str | None, customer_id: str | None) -> None:
-    missing = []
-    if not api_key:
-        missing.append("an API key (--api-key, or REVBRIDGE_API_KEY)")
-    if not customer_id:
-        missing.append("a customer id (--customer-id, or REVBRIDGE_CUSTOMER_ID)")
-    if missing:
-        raise UsageError("missing " + " and ".join(missing) + "; or use --sandbox to try locally")
 
 
 def _fail(message: str, code: Exit = Exit.USAGE) -> None:
@@ -279,10 +376,10 @@ def _fail(message: str, code: Exit = Exit.USAGE) -> None:
 
 
 def _run(settings: SendSettings, *, json_out: bool, quiet: bool) -> Exit:
-    from revbridge_cli.console import make_reporter
+    from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
     from revbridge_cli.pipeline import Run
 
-    run = Run(settings, make_reporter(quiet=quiet))
+    run = Run(settings, make_reporter(quiet=quiet, log_file=settings.log_file))
     try:
         run.prepare()
     except (InputError, UsageError, OSError) as exc:
@@ -295,8 +392,11 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool) -> Exit:
         sys.stdout.write(
             orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
         )
-    if not quiet:
-        run.reporter.summary(summary)
+    reporter = run.reporter
+    if quiet:  # the log file still gets its summary
+        reporter = Reporters(*(r for r in run.reporter.reporters if isinstance(r, LogFileReporter)))
+    reporter.summary(summary)
+    run.reporter.close()
     return code
 
 

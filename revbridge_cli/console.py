@@ -6,6 +6,7 @@ progress bar, no escape code, and at most one line every few seconds.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO
@@ -141,8 +142,75 @@ class RichReporter:
             self.console.print(f"  [dim]{example}[/]", highlight=False, markup=False)
 
 
-def make_reporter(quiet: bool = False) -> PlainReporter | RichReporter:
+class LogFileReporter:
+    """`--log-file`: a persistent record for later questions ("which request lost what?"),
+    with the trace_id of every request that was not a plain 202, for the vendor's support."""
+
+    def __init__(self, path: str) -> None:
+        self.stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.plain = PlainReporter(self.stream, interval=60.0)
+        self.plain.notice(f"revbridge run started (pid {os.getpid()})")
+
+    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        self.plain.progress(summary, bytes_read, total_bytes)
+
+    def attempt(self, attempt: Attempt) -> None:
+        if attempt.status == 202 and not attempt.users_rejected:
+            return
+        what = attempt.error or f"HTTP {attempt.status}"
+        if attempt.users_rejected:
+            what += f" with {attempt.users_rejected} of {attempt.users} users rejected"
+        then = f"; retry in {attempt.retry_in:.1f} s" if attempt.retry_in is not None else ""
+        self.plain.notice(
+            f"batch {attempt.batch_seq}: {what} (trace_id "
+            f"{attempt.trace_id or 'none'}, {attempt.seconds:.2f} s){then}"
+        )
+
+    def notice(self, message: str) -> None:
+        self.plain.notice(message)
+
+    def summary(self, summary: Summary) -> None:
+        self.plain.notice("run finished")
+        self.plain.summary(summary)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class Reporters:
+    """Several reporters as one: the screen and the log file see the same run."""
+
+    def __init__(self, *reporters: PlainReporter | RichReporter | LogFileReporter) -> None:
+        self.reporters = reporters
+
+    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        for r in self.reporters:
+            r.progress(summary, bytes_read, total_bytes)
+
+    def attempt(self, attempt: Attempt) -> None:
+        for r in self.reporters:
+            r.attempt(attempt)
+
+    def notice(self, message: str) -> None:
+        for r in self.reporters:
+            r.notice(message)
+
+    def summary(self, summary: Summary) -> None:
+        for r in self.reporters:
+            r.summary(summary)
+
+    def close(self) -> None:
+        for r in self.reporters:
+            r.close()
+
+
+def make_reporter(quiet: bool = False, log_file: str | None = None) -> Reporters:
     console = Console(stderr=True)
+    screen: PlainReporter | RichReporter
     if not quiet and console.is_terminal:
-        return RichReporter(console)
-    return PlainReporter(quiet=quiet)
+        screen = RichReporter(console)
+    else:
+        screen = PlainReporter(quiet=quiet)
+    if log_file:
+        return Reporters(screen, LogFileReporter(log_file))
+    return Reporters(screen)

@@ -75,6 +75,7 @@ class Attempt:
     retry_in: float | None
     users: int
     body_bytes: int
+    users_rejected: int = 0
 
 
 class AdaptiveLimit:
@@ -267,7 +268,15 @@ class Sender:
                 wait = self.policy.delay(retries, retry_after, self.rand())
             self.on_attempt(
                 Attempt(
-                    batch.seq, status, trace_id, elapsed, error, wait, len(batch.users), len(body)
+                    batch.seq,
+                    status,
+                    trace_id,
+                    elapsed,
+                    error,
+                    wait,
+                    len(batch.users),
+                    len(body),
+                    len(_errors(data, len(batch.users))) if status == 202 else 0,
                 )
             )
             if wait is not None:

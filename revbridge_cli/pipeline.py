@@ -258,7 +258,7 @@ class Run:
     async def _send_all(self) -> None:
         s = self.settings
         headers = {
-            "authorization": f"Bearer {s.api_key}",
+            "authorization": f"Bearer {s.api_key.reveal() if s.api_key else ''}",
             "x-customer-id": s.customer_id or "",
             "user-agent": f"revbridge-cli/{__version__}",
         }

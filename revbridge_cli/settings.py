@@ -1,10 +1,13 @@
-"""One settings object for a send or validate run: what the CLI parsed, nothing else."""
+"""One settings object for a send or validate run: what the CLI and the profile settled."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from revbridge_cli import contract
+from revbridge_cli.config import Connection, Secret
 from revbridge_cli.records import ShapeOptions
 from revbridge_cli.retry import RetryPolicy
 
@@ -13,7 +16,7 @@ from revbridge_cli.retry import RetryPolicy
 class SendSettings:
     inputs: list[str]
     base_url: str = contract.PRODUCTION_URL
-    api_key: str | None = field(default=None, repr=False)  # never in a repr or a traceback
+    api_key: Secret | None = None  # masked in any repr, log or traceback; revealed for the header
     customer_id: str | None = None
     fmt: str | None = None
     concurrency: int = 4
@@ -29,3 +32,33 @@ class SendSettings:
     send: bool = True  # False for `validate`: read, shape and check only
     grace_seconds: float = 5.0
     log_file: str | None = None
+
+
+def build_settings(
+    inputs: list[str],
+    connection: Connection | None,
+    options: Mapping[str, Any],
+    **fixed: Any,
+) -> SendSettings:
+    """Settings from resolved options (flag > env > profile); absent ones keep the defaults.
+
+    Raises ValueError for values no request could be made with (RetryPolicy checks its own).
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    defaults = RetryPolicy()
+    retry = RetryPolicy(
+        max_retries=given.pop("max_retries", defaults.max_retries),
+        initial_delay=given.pop("retry_initial_delay", defaults.initial_delay),
+        max_delay=given.pop("retry_max_delay", defaults.max_delay),
+    )
+    shape = ShapeOptions(
+        require_timestamp=bool(given.pop("require_timestamp", False)),
+        epoch_timestamps=bool(given.pop("epoch_timestamps", False)),
+    )
+    if connection is not None:
+        given.update(
+            base_url=connection.base_url,
+            api_key=connection.api_key,
+            customer_id=connection.customer_id,
+        )
+    return SendSettings(inputs=list(inputs), retry=retry, shape=shape, **given, **fixed)

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real sandbox on 127.0.0.1 per test, and the real `revbridge` command.
+
+`cli()` runs the installed entry point in a child process (`python -m revbridge_cli`), so
+exit codes, signals, stdout/stderr and environment are exactly what a user or cron sees.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from revbridge_cli.sandbox import Faults, Sandbox
+
+API_KEY = "rbk_test_0123456789abcdef"
+CUSTOMER_ID = "cust_test"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, faults=Faults(seed=1)) as sb:
+        yield sb
+
+
+def base_env(sb: Sandbox | None = None, **extra: str) -> dict[str, str]:
+    """A clean environment: no REVBRIDGE_* from the developer's shell, no colour, no config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVBRIDGE_")}
+    env.pop("NO_COLOR", None)
+    env["XDG_CONFIG_HOME"] = "/nonexistent-revbridge-test-config"
+    env["COLUMNS"] = "120"
+    if sb is not None:
+        env.update(
+            REVBRIDGE_BASE_URL=sb.url,
+            REVBRIDGE_API_KEY=sb.api_key,
+            REVBRIDGE_CUSTOMER_ID=sb.customer_id,
+        )
+    env.update(extra)
+    return env
+
+
+def cli(
+    *args: str,
+    sb: Sandbox | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `revbridge ARGS` for real and wait for it."""
+    return subprocess.run(
+        [sys.executable, "-m", "revbridge_cli", *args],
+        cwd=cwd,
+        env=env if env is not None else base_env(sb),
+        input=input.decode() if input is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_json(*args: str, **kwargs: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`cli` with `--json`: the summary parsed from stdout."""
+    result = cli(*args, "--json", **kwargs)
+    try:
+        summary = orjson.loads(result.stdout)
+    except orjson.JSONDecodeError:
+        raise AssertionError(f"no JSON summary; stderr:\n{result.stderr}") from None
+    return result, summary
+
+
+def write_ndjson(path: Path, records: list[Any], gz: bool = False) -> Path:
+    data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def event(user: str, n: int, **extra: Any) -> dict[str, Any]:
+    """A flat event that the API accepts; `seq` makes each one countable in the sandbox."""
+    return {
+        "user_id": user,
+        "event_name": "purchase",
+        "timestamp": "2026-01-15T14:30:00Z",
+        "seq": n,
+        **extra,
+    }
+
+
+def seqs(sb: Sandbox) -> list[int]:
+    """The `seq` property of every stored event, sorted (duplicates stay visible)."""
+    return sorted(e["properties"]["seq"] for e in sb.events())
