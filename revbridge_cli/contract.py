@@ -47,7 +47,8 @@ ERR_UNAVAILABLE: Final = "service temporarily unavailable"
 ERR_NOT_FOUND: Final = "not found"
 
 _ISO_8601 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?",
+    re.ASCII,
 )
 
 
@@ -57,18 +58,15 @@ def is_number(value: Any) -> bool:
 
 
 def is_iso8601(value: Any) -> bool:
-    """The one timestamp shape the API takes; impossible dates (Feb 30) are refused too."""
-    if not isinstance(value, str):
-        return False
-    m = _ISO_8601.fullmatch(value)
-    if m is None:
-        return False
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    offset = m.group(8)
-    if offset and offset != "Z" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+    """The one timestamp shape the API takes; impossible dates (Feb 30) are refused too.
+
+    The regex fixes the shape; `fromisoformat` on the first 19 characters, which the regex
+    guarantees are `YYYY-MM-DDTHH:MM:SS`, checks the calendar in C (this runs once per event).
+    """
+    if type(value) is not str or _ISO_8601.fullmatch(value) is None:
         return False
     try:
-        datetime(year, month, day, hour, minute, second)
+        datetime.fromisoformat(value[:19])
     except ValueError:
         return False
     return True

@@ -68,42 +68,57 @@ class Batch:
             yield from user.origins
 
 
-def _user_size(ids_len: int, props_len: int | None, n_events: int, events_size: int) -> int:
-    """Bytes of one serialized user object; `props_len` None when it has no user_properties."""
-    props_part = 0 if props_len is None else len(_PROPS_OPEN) + props_len
-    return _USER_FIXED + ids_len + props_part + events_size + max(n_events - 1, 0)
+def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int:
+    """Bytes of one serialized user object; `events_size` is its events joined by commas."""
+    props_part = 0 if props_bytes is None else len(_PROPS_OPEN) + len(props_bytes)
+    return _USER_FIXED + ids_len + props_part + events_size
 
 
-@dataclass(slots=True)
 class _OpenUser:
-    identifiers: dict[str, Any]
-    ids_bytes: bytes
-    props: dict[str, Any] | None
-    props_bytes: bytes
-    events: list[bytes] = field(default_factory=list)
-    events_size: int = 0
-    origins: list[Origin] = field(default_factory=list)
+    """A user still growing in an open batch. Sizes are kept as it grows: this is the hot path.
 
-    @property
-    def size(self) -> int:
-        props_len = len(self.props_bytes) if self.props is not None else None
-        return _user_size(len(self.ids_bytes), props_len, len(self.events), self.events_size)
+    `events_size` is the events' bytes joined by commas; `size` the whole user object's.
+    """
+
+    __slots__ = (
+        "events", "events_size", "identifiers", "ids_bytes", "origins", "props", "props_bytes",
+        "size",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        identifiers: dict[str, Any],
+        ids_bytes: bytes,
+        props: dict[str, Any] | None,
+        props_bytes: bytes | None,
+        events: list[bytes],
+        events_size: int,
+        origin: Origin,
+        size: int,
+    ) -> None:
+        self.identifiers = identifiers
+        self.ids_bytes = ids_bytes
+        self.props = props
+        self.props_bytes = props_bytes
+        self.events = events
+        self.events_size = events_size
+        self.origins = [origin]
+        self.size = size
 
     def to_batch_user(self) -> BatchUser:
         parts = [_IDS_OPEN, self.ids_bytes]
-        if self.props is not None:
+        if self.props_bytes is not None:
             parts += [_PROPS_OPEN, self.props_bytes]
         parts += [_EVENTS_OPEN, b",".join(self.events), _USER_CLOSE]
         return BatchUser(b"".join(parts), len(self.events), self.origins)
 
 
-@dataclass(slots=True)
 class _OpenBatch:
-    users: dict[tuple[Any, ...], _OpenUser] = field(default_factory=dict)
-    users_size: int = 0  # sum of user sizes
+    __slots__ = ("size", "users")
 
-    def size_with(self, users_size: int, n_users: int) -> int:
-        return _BODY_FIXED + users_size + max(n_users - 1, 0)
+    def __init__(self) -> None:
+        self.users: dict[tuple[Any, ...], _OpenUser] = {}
+        self.size = _BODY_FIXED  # exact body bytes so far
 
 
 @dataclass(slots=True)
@@ -113,6 +128,26 @@ class Packed:
     batches: list[Batch] = field(default_factory=list)
     too_big: list[tuple[Invalid, Origin]] = field(default_factory=list)
     placed: int = 0  # pieces of the part that went into batches (a part split counts twice)
+
+
+def _merged(
+    user: _OpenUser, part: UserPart, props_bytes: bytes | None
+) -> tuple[dict[str, Any], bytes, dict[str, Any] | None, bytes | None]:
+    """Identifiers and user_properties of `user` once `part` is merged in, last write wins."""
+    ids, ids_bytes = user.identifiers, user.ids_bytes
+    if part.identifiers != ids:
+        merged = {**ids, **part.identifiers}
+        if merged != ids:
+            ids, ids_bytes = merged, dumps(merged)
+    props, pbytes = user.props, user.props_bytes
+    if part.user_properties is not None:
+        if props is None:
+            props, pbytes = part.user_properties, props_bytes
+        else:
+            merged = {**props, **part.user_properties}
+            if merged != props:
+                props, pbytes = merged, dumps(merged)
+    return ids, ids_bytes, props, pbytes
 
 
 class Packer:
@@ -140,9 +175,42 @@ class Packer:
     def add(self, part: UserPart) -> Packed:
         """Add one part; returns the batches this closed (in lane order) and any set-asides."""
         out = Packed()
-        lane = self.lane_of(part.key) if self.lanes > 1 else 0
+        key = part.key
+        lane = hash(key) % self.lanes if self.lanes > 1 else 0
         events = [dumps(e) for e in part.events]
-        props_bytes = dumps(part.user_properties) if part.user_properties is not None else b""
+        props = part.user_properties
+        props_bytes = dumps(props) if props is not None else None
+        joined = sum(map(len, events)) + len(events) - 1
+        batch = self._open[lane]
+        user = batch.users.get(key)
+        # The common case first: the whole part fits in the lane's open batch.
+        if user is None:
+            if len(batch.users) < self.max_users:
+                ids_bytes = dumps(part.identifiers)
+                size = _user_size(len(ids_bytes), props_bytes, joined)
+                total = batch.size + size + (1 if batch.users else 0)
+                if total <= self.max_bytes:
+                    batch.users[key] = _OpenUser(
+                        part.identifiers, ids_bytes, props, props_bytes, events, joined,
+                        part.origin, size,
+                    )  # fmt: skip
+                    batch.size = total
+                    out.placed = 1
+                    return out
+        else:
+            ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
+            events_size = user.events_size + 1 + joined
+            size = _user_size(len(ids_bytes), pbytes, events_size)
+            total = batch.size - user.size + size
+            if total <= self.max_bytes:
+                user.identifiers, user.ids_bytes = ids, ids_bytes
+                user.props, user.props_bytes = props, pbytes
+                user.events.extend(events)
+                user.events_size, user.size = events_size, size
+                user.origins.append(part.origin)
+                batch.size = total
+                out.placed = 1
+                return out
         start = 0
         while start < len(events):
             start = self._add_events(lane, part, events, start, props_bytes, out)
@@ -154,72 +222,62 @@ class Packer:
         part: UserPart,
         events: list[bytes],
         start: int,
-        props_bytes: bytes,
+        props_bytes: bytes | None,
         out: Packed,
     ) -> int:
-        """Put as many of `events[start:]` as fit into the lane's open batch; return the next."""
+        """Put as many of `events[start:]` as fit into the lane's open batch; return the next.
+
+        The slow path: a batch that is full, or a user too big for what room is left.
+        """
         batch = self._open[lane]
-        current = batch.users.get(part.key)
-        if current is None:
+        user = batch.users.get(part.key)
+        if user is None:
             if len(batch.users) >= self.max_users:
                 self._close(lane, out)
                 batch = self._open[lane]
-            ids = part.identifiers
-            ids_bytes = dumps(ids)
-            props = part.user_properties
-            old_size = 0
-            n_before, size_before = 0, 0
+            ids, ids_bytes = part.identifiers, dumps(part.identifiers)
+            props, pbytes = part.user_properties, props_bytes
+            old_size, comma, count, events_size = 0, 1 if batch.users else 0, 0, 0
         else:
-            ids = current.identifiers
-            if part.identifiers is not ids and any(
-                ids.get(k) != v for k, v in part.identifiers.items()
-            ):
-                ids = {**ids, **part.identifiers}
-            ids_bytes = current.ids_bytes if ids is current.identifiers else dumps(ids)
-            props = current.props
-            if part.user_properties is not None:
-                props = {**props, **part.user_properties} if props else part.user_properties
-                props_bytes = dumps(props)
-            else:
-                props_bytes = current.props_bytes
-            old_size = current.size
-            n_before, size_before = len(current.events), current.events_size
-
-        props_len = len(props_bytes) if props is not None else None
-        fixed = _user_size(len(ids_bytes), props_len, n_before, size_before)
-        n_users_after = len(batch.users) + (current is None)
-        room = self.max_bytes - batch.size_with(batch.users_size - old_size + fixed, n_users_after)
-        taken, taken_size = 0, 0
+            ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
+            old_size, comma = user.size, 0
+            count, events_size = len(user.events), user.events_size
+        fixed = _user_size(len(ids_bytes), pbytes, 0)
+        room = self.max_bytes - (batch.size - old_size + comma + fixed + events_size)
+        taken = 0
         for data in events[start:]:
-            extra = len(data) + (1 if n_before + taken else 0)
+            extra = len(data) + (1 if count + taken else 0)
             if extra > room:
                 break
             room -= extra
+            events_size += extra
             taken += 1
-            taken_size += len(data)
 
         if taken == 0:
-            if current is None and not batch.users:
+            if user is None and not batch.users:
                 # Alone in an empty batch and still too big: it can never be sent.
-                out.too_big.append((self._too_big(part, events[start], ids_bytes), part.origin))
+                out.too_big.append((self._too_big(part, events[start]), part.origin))
                 return start + 1
             self._close(lane, out)
             return start
 
-        if current is None:
-            current = _OpenUser(ids, ids_bytes, props, props_bytes)
-            batch.users[part.key] = current
+        size = fixed + events_size
+        chunk = events[start : start + taken]
+        if user is None:
+            user = _OpenUser(ids, ids_bytes, props, pbytes, chunk, events_size, part.origin, size)
+            batch.users[part.key] = user
+            batch.size += size + comma
         else:
-            current.identifiers, current.ids_bytes = ids, ids_bytes
-            current.props, current.props_bytes = props, props_bytes
-        current.events.extend(events[start : start + taken])
-        current.events_size += taken_size
-        current.origins.append(part.origin)
+            batch.size += size - old_size
+            user.identifiers, user.ids_bytes = ids, ids_bytes
+            user.props, user.props_bytes = props, pbytes
+            user.events.extend(chunk)
+            user.events_size, user.size = events_size, size
+            user.origins.append(part.origin)
         out.placed += 1
-        batch.users_size += current.size - old_size
         return start + taken
 
-    def _too_big(self, part: UserPart, event: bytes, ids_bytes: bytes) -> Invalid:
+    def _too_big(self, part: UserPart, event: bytes) -> Invalid:
         event_obj = orjson.loads(event)
         user = {"identifiers": part.identifiers, "events": [event_obj]}
         if part.user_properties is not None:

@@ -25,7 +25,7 @@ from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
 from revbridge_cli.errors import UsageError
 from revbridge_cli.journal import Journal
 from revbridge_cli.pack import Batch, Packer
-from revbridge_cli.records import Invalid, Origin, count_missing_timestamps, shape
+from revbridge_cli.records import Invalid, Origin, shape
 from revbridge_cli.rejected import RejectedFile, row
 from revbridge_cli.resume import Durable, FilePlan
 from revbridge_cli.settings import SendSettings
@@ -169,7 +169,7 @@ class Run:
                     if isinstance(item, Invalid):
                         self._set_aside(item, origin)
                         continue
-                    summary.events_without_timestamp += count_missing_timestamps(item)
+                    summary.events_without_timestamp += item.untimed
                     if record.line in plan.in_doubt:
                         summary.possible_duplicate_events += len(item.events)
                     packed = self.packer.add(item)
