@@ -1,0 +1,249 @@
+"""`revbridge sandbox`: run the local API until Ctrl-C, or report what a database received.
+
+Thin on purpose: options become a `Faults` value and a `Sandbox`, everything else lives in the
+library so tests drive exactly what the command runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import orjson
+import typer
+from typer import Option
+
+from revbridge_cli.sandbox.faults import FAIL_STATUSES, Faults, parse_numbers
+from revbridge_cli.sandbox.runner import Sandbox
+from revbridge_cli.sandbox.store import db_stats
+
+EXAMPLE_BODY = (
+    '{"users":[{"identifiers":{"user_id":"u1","email":"a@example.com"},'
+    '"user_properties":{"loyalty_tier":"gold"},'
+    '"events":[{"event_name":"purchase","timestamp":"2026-01-15T14:30:00Z",'
+    '"revenue":49.99,"product_id":"sku-1"}]}]}'
+)
+
+app = typer.Typer(
+    name="sandbox",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _numbers(value: str | None) -> tuple[int, ...]:
+    try:
+        return parse_numbers(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected request numbers like 3,5 ({exc})") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _banner(sb: Sandbox) -> str:
+    db = sb.db_path
+    if db is None:
+        where = "nothing is stored (--no-store)"
+    elif sb.db_is_temporary:
+        where = f"{db} (temporary, deleted at exit; use --db PATH to keep it)"
+    else:
+        where = str(db)
+    lines = [
+        f"RevBridge sandbox listening on {sb.url} (POST {sb.endpoint})",
+        f"database: {where}",
+        "",
+        "Paste into your shell:",
+        f"  export REVBRIDGE_BASE_URL={shlex.quote(sb.url)}",
+        f"  export REVBRIDGE_API_KEY={shlex.quote(sb.api_key)}",
+        f"  export REVBRIDGE_CUSTOMER_ID={shlex.quote(sb.customer_id)}",
+        "",
+        "Try it:",
+        '  curl -sS -X POST "$REVBRIDGE_BASE_URL/ingest/events" \\',
+        '    -H "Authorization: Bearer $REVBRIDGE_API_KEY" \\',
+        '    -H "x-customer-id: $REVBRIDGE_CUSTOMER_ID" \\',
+        '    -H "Content-Type: application/json" \\',
+        f"    -d {shlex.quote(EXAMPLE_BODY)}",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set an event instead of raising, so stopping is one clean path.
+
+    Installed before the banner is printed: a Ctrl-C that comes right after must not find
+    Python's default handler and end with a KeyboardInterrupt traceback.
+    """
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, Option(help="Interface to bind; loopback unless you mean it.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, Option(help="TCP port; 0 picks a free one.")] = 8787,
+    api_key: Annotated[str | None, Option(help="Accepted API key [default: made up].")] = None,
+    customer_id: Annotated[
+        str | None, Option(help="Accepted x-customer-id [default: cust_sandbox].")
+    ] = None,
+    db: Annotated[
+        Path | None, Option(help="SQLite file to keep what arrives [default: a temporary file].")
+    ] = None,
+    no_store: Annotated[
+        bool, Option("--no-store", help="Validate and count only, store nothing (benchmarks).")
+    ] = False,
+    verbose: Annotated[bool, Option("--verbose", "-v", help="One line per request.")] = False,
+    seed: Annotated[int, Option(help="Seed for every *-rate fault.")] = 0,
+    latency: Annotated[float, Option(help="Seconds added before every answer.")] = 0.0,
+    fail_rate: Annotated[float, Option(help="Share of requests answered --fail-status.")] = 0.0,
+    fail_requests: Annotated[
+        str | None, Option(help="Request numbers answered --fail-status, e.g. 3,5.")
+    ] = None,
+    fail_status: Annotated[
+        int, Option(help="Status of failed requests: 429/500/502/503/504.")
+    ] = 503,
+    retry_after: Annotated[
+        int | None, Option(help="Retry-After seconds sent with failed requests.")
+    ] = None,
+    hang_rate: Annotated[float, Option(help="Share of requests stored, then answered late.")] = 0.0,
+    hang_requests: Annotated[str | None, Option(help="Request numbers to hang, e.g. 2.")] = None,
+    hang_seconds: Annotated[float, Option(help="How late a hung request is answered.")] = 15.0,
+    reset_rate: Annotated[float, Option(help="Share of requests answered with a TCP reset.")] = 0.0,
+    reset_requests: Annotated[str | None, Option(help="Request numbers to reset, e.g. 4.")] = None,
+    reset_after_store: Annotated[
+        bool, Option("--reset-after-store", help="Store a reset request before resetting.")
+    ] = False,
+    max_body_bytes: Annotated[
+        int | None, Option(help="Lower body limit for 413 [default: 10000000].")
+    ] = None,
+    revoke_after: Annotated[
+        int | None, Option(help="Answer 401 to every request after the Nth.")
+    ] = None,
+) -> None:
+    """A local RevBridge Events API server: runs until Ctrl-C, then exits with code 0.
+
+    With no --api-key/--customer-id it makes up a pair and prints them, ready to paste.
+
+    Example: revbridge sandbox --port 8787 --db sandbox.db --fail-requests 3 --retry-after 1
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if fail_status not in FAIL_STATUSES:
+        allowed = "/".join(str(s) for s in sorted(FAIL_STATUSES))
+        raise typer.BadParameter(f"must be one of {allowed}", param_hint="--fail-status")
+    fault_settings: dict[str, Any] = {
+        "seed": seed,
+        "latency": latency,
+        "fail_rate": fail_rate,
+        "fail_requests": _numbers(fail_requests),
+        "fail_status": fail_status,
+        "retry_after": retry_after,
+        "hang_rate": hang_rate,
+        "hang_requests": _numbers(hang_requests),
+        "hang_seconds": hang_seconds,
+        "reset_rate": reset_rate,
+        "reset_requests": _numbers(reset_requests),
+        "reset_after_store": reset_after_store,
+        "revoke_after": revoke_after,
+    }
+    if max_body_bytes is not None:
+        fault_settings["max_body_bytes"] = max_body_bytes
+    try:
+        faults = Faults(**fault_settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not _is_loopback(host):
+        typer.echo(
+            f"warning: binding to {host}: anyone who can reach this host can use the sandbox",
+            err=True,
+        )
+    sandbox = Sandbox(
+        api_key,
+        customer_id,
+        db=db,
+        store=not no_store,
+        faults=faults,
+        host=host,
+        port=port,
+        log=sys.stderr if verbose else None,
+    )
+    with _stop_signals() as stop:
+        try:
+            sandbox.start()
+        except OSError as exc:
+            typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            typer.echo(_banner(sandbox))
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            sandbox.stop()
+    counts = sandbox.stats()
+    typer.echo(
+        f"stopped: {counts['requests']} requests, {counts['users_accepted']} users and "
+        f"{counts['events_accepted']} events accepted"
+    )
+
+
+@app.command()
+def stats(
+    db: Annotated[Path, Option(help="The SQLite file a `revbridge sandbox --db` run wrote.")],
+    last: Annotated[int, Option(help="How many recent requests to list.")] = 5,
+    json: Annotated[bool, Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print what a sandbox database received.
+
+    Example: revbridge sandbox stats --db sandbox.db --json
+    """
+    if not db.exists():
+        typer.echo(f"error: no such database: {db}", err=True)
+        raise typer.Exit(2)
+    report = db_stats(db, last=last)
+    if json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS).decode())
+        return
+    by_status = ", ".join(f"{status}: {n}" for status, n in report["requests_by_status"].items())
+    typer.echo(f"events:   {report['events']}")
+    typer.echo(f"users:    {report['profiles']} profiles")
+    typer.echo(f"requests: {report['requests']} ({by_status or 'none'})")
+    typer.echo(
+        f"accepted: {report['users_accepted']} users, {report['events_accepted']} events; "
+        f"rejected: {report['users_rejected']} users"
+    )
+    if report["last_requests"]:
+        typer.echo("last requests:")
+        for row in report["last_requests"]:
+            fault = f" fault={row['fault']}" if row["fault"] else ""
+            trace = row["trace_id"] or "-"
+            typer.echo(f"  {row['received_at']}  {row['status']}  {trace}{fault}")

@@ -1,0 +1,223 @@
+"""Each injected fault, over a real socket, plus the pure decision rules behind them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sandbox_helpers import API_KEY, CUSTOMER_ID, VENDOR_REQUEST, body_of_size, post, valid_user
+
+from revbridge_cli.sandbox import Faults, Sandbox
+from revbridge_cli.sandbox.faults import Decision, parse_numbers
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def client(sb: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sb.url, timeout=10) as c:
+        yield c
+
+
+def one_user(i: int) -> dict[str, list[dict[str, object]]]:
+    return {"users": [valid_user(f"u{i}")]}
+
+
+# -- pure decisions --------------------------------------------------------------------------
+
+
+def test_decisions_are_a_function_of_seed_and_number() -> None:
+    a = Faults(seed=7, fail_rate=0.3, hang_rate=0.2, reset_rate=0.1)
+    b = Faults(seed=7, fail_rate=0.3, hang_rate=0.2, reset_rate=0.1)
+    assert [a.decide(n) for n in range(1, 200)] == [b.decide(n) for n in range(1, 200)]
+    other = Faults(seed=8, fail_rate=0.3)
+    assert [a.decide(n).fail for n in range(1, 200)] != [
+        other.decide(n).fail for n in range(1, 200)
+    ]
+    share = sum(Faults(seed=1, fail_rate=0.3).decide(n).fail for n in range(1, 2001)) / 2000
+    assert 0.25 < share < 0.35
+
+
+def test_precedence_revoked_reset_fail_hang() -> None:
+    faults = Faults(
+        fail_requests=(1, 2, 3), hang_requests=(1, 2, 3, 4), reset_requests=(1, 2), revoke_after=1
+    )
+    assert faults.decide(1) == Decision(reset=True)
+    assert faults.decide(2) == Decision(revoked=True)
+    assert Faults(fail_requests=(3,), hang_requests=(3,)).decide(3) == Decision(fail=True)
+    assert Faults(hang_requests=(4,)).decide(4) == Decision(hang=True)
+    assert Faults().decide(1) == Decision()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"fail_rate": 1.5}, {"hang_rate": -0.1}, {"fail_status": 404}, {"latency": -1}],
+)
+def test_bad_settings_are_refused(settings: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Faults(**settings)  # type: ignore[arg-type]
+
+
+def test_parse_numbers() -> None:
+    assert parse_numbers("3, 5,") == (3, 5)
+    assert parse_numbers(None) == ()
+    with pytest.raises(ValueError):
+        parse_numbers("0")
+
+
+# -- over the wire ---------------------------------------------------------------------------
+
+
+def test_latency_is_added_before_answering(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(latency=0.3)
+    started = time.monotonic()
+    assert post(client, VENDOR_REQUEST).status_code == 202
+    assert time.monotonic() - started >= 0.3
+
+
+def test_fail_requests_answer_503_and_store_nothing(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(fail_requests=(2,))
+    statuses = [post(client, one_user(i)) for i in range(3)]
+    assert [r.status_code for r in statuses] == [202, 503, 202]
+    failed = statuses[1]
+    assert set(failed.json()) == {"error", "trace_id"}
+    assert failed.json()["error"] == "service temporarily unavailable"
+    assert failed.headers["x-trace-id"] == failed.json()["trace_id"]
+    assert "retry-after" not in failed.headers
+    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u0", "u2"]
+    assert [(r["status"], r["fault"]) for r in sb.requests()] == [
+        (202, None),
+        (503, "fail"),
+        (202, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (429, "too many requests"),
+        (500, "internal server error"),
+        (502, "bad gateway"),
+        (503, "service temporarily unavailable"),
+        (504, "gateway timeout"),
+    ],
+)
+def test_fail_status_and_retry_after(
+    client: httpx.Client, sb: Sandbox, status: int, message: str
+) -> None:
+    sb.faults = Faults(fail_requests=(1,), fail_status=status, retry_after=2)
+    response = post(client, VENDOR_REQUEST)
+    assert response.status_code == status
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["error"] == message
+    uuid.UUID(response.json()["trace_id"])
+
+
+def test_fail_rate_is_seeded(client: httpx.Client, sb: Sandbox) -> None:
+    faults = Faults(seed=42, fail_rate=0.5)
+    sb.faults = faults
+    failed = [n for n in range(1, 21) if post(client, one_user(n)).status_code == 503]
+    assert failed == [n for n in range(1, 21) if faults.decide(n).fail]
+    assert 0 < len(failed) < 20
+    again = Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, faults=faults)
+    with again as sb2, httpx.Client(base_url=sb2.url) as c:
+        rerun = [n for n in range(1, 21) if post(c, one_user(n)).status_code == 503]
+    assert rerun == failed
+
+
+def test_requests_are_numbered_after_auth(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(fail_requests=(1,))
+    assert post(client, VENDOR_REQUEST, headers={}).status_code == 401
+    client.get("/ingest/events")
+    assert post(client, VENDOR_REQUEST).status_code == 503
+
+
+def test_hang_stores_then_answers_too_late(sb: Sandbox) -> None:
+    sb.faults = Faults(hang_requests=(1,), hang_seconds=30)
+    with httpx.Client(base_url=sb.url, timeout=0.5) as c, pytest.raises(httpx.ReadTimeout):
+        post(c, VENDOR_REQUEST)
+    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
+    assert [(r["status"], r["fault"]) for r in sb.requests()] == [(202, "hang")]
+    with httpx.Client(base_url=sb.url, timeout=5) as c:
+        assert post(c, one_user(2)).status_code == 202  # only the numbered request hangs
+    started = time.monotonic()
+    sb.stop()
+    assert time.monotonic() - started < 5  # stop() does not sit out the 30 s
+
+
+def test_hang_answers_after_hang_seconds(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(hang_requests=(1,), hang_seconds=0.3)
+    started = time.monotonic()
+    assert post(client, VENDOR_REQUEST).status_code == 202
+    assert time.monotonic() - started >= 0.3
+
+
+def test_reset_without_store(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(reset_requests=(1,))
+    with pytest.raises(httpx.TransportError):
+        post(client, VENDOR_REQUEST)
+    assert sb.events() == []
+    assert [(r["status"], r["fault"]) for r in sb.requests()] == [(0, "reset")]
+    assert sb.stats()["requests_by_status"] == {0: 1}
+    assert post(client, one_user(2)).status_code == 202  # the client reconnects
+
+
+def test_reset_after_store(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(reset_requests=(1,), reset_after_store=True)
+    with pytest.raises(httpx.TransportError):
+        post(client, VENDOR_REQUEST)
+    assert len(sb.events()) == 1
+    (row,) = sb.requests()
+    assert (row["status"], row["fault"], row["users_accepted"]) == (0, "reset_after_store", 1)
+
+
+def test_reset_rate_is_seeded(sb: Sandbox) -> None:
+    faults = Faults(seed=3, reset_rate=0.5)
+    sb.faults = faults
+    outcomes = []
+    for n in range(1, 11):
+        with httpx.Client(base_url=sb.url, timeout=5) as c:
+            try:
+                outcomes.append(post(c, one_user(n)).status_code)
+            except httpx.TransportError:
+                outcomes.append(0)
+    assert outcomes == [0 if faults.decide(n).reset else 202 for n in range(1, 11)]
+
+
+def test_lower_body_limit(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(max_body_bytes=1000)
+    assert post(client, body_of_size(1000)).status_code == 202
+    response = post(client, body_of_size(1001))
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload too large"
+    assert [r["fault"] for r in sb.requests()] == [None, "max_body_bytes"]
+
+
+def test_revoke_after(client: httpx.Client, sb: Sandbox) -> None:
+    sb.faults = Faults(revoke_after=2)
+    responses = [post(client, one_user(i)) for i in range(4)]
+    assert [r.status_code for r in responses] == [202, 202, 401, 401]
+    assert responses[2].json() == {"error": "unauthorized"}
+    assert [r["fault"] for r in sb.requests()][2:] == ["revoked", "revoked"]
+
+
+def test_faults_change_at_runtime(client: httpx.Client, sb: Sandbox) -> None:
+    assert post(client, one_user(1)).status_code == 202
+    sb.set_faults(fail_requests=(2,), fail_status=502)
+    assert sb.faults.fail_status == 502
+    assert post(client, one_user(2)).status_code == 502
+    sb.faults = Faults()
+    assert post(client, one_user(3)).status_code == 202
+
+
+def test_faults_at_construction() -> None:
+    with Sandbox(faults=Faults(fail_requests=(1,))) as sb, httpx.Client(base_url=sb.url) as c:
+        assert post(c, VENDOR_REQUEST, headers=sb.headers).status_code == 503
+        assert post(c, VENDOR_REQUEST, headers=sb.headers).status_code == 202
