@@ -230,7 +230,11 @@ class Sender:
         resent_in_doubt = False
         while True:
             if self.fatal is not None:
-                return Outcome(batch, undelivered=f"not sent: {self.fatal.message}")
+                return Outcome(
+                    batch,
+                    undelivered=f"not sent: {self.fatal.message}",
+                    in_doubt_resent=resent_in_doubt,
+                )
             if self.halted is not None:
                 return Outcome(
                     batch, undelivered=f"not sent: {self.halted}", in_doubt_resent=resent_in_doubt

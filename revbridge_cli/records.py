@@ -177,9 +177,11 @@ def _flat_fast(record: dict[str, Any], origin: Origin) -> UserPart | None:
     if "event_value" in record and type(record["event_value"]) not in _NUMBER_TYPES:
         return None
     identifiers = dict(ids) if ids else {}
+    popped = []
     for name in _PRIMARY:
         if name in record:
             identifiers[name] = record.pop(name)
+            popped.append(name)
     get = identifiers.get
     key = (get("user_id"), get("email"), get("phone_number"), get("anon_id"))
     usable = False
@@ -191,9 +193,8 @@ def _flat_fast(record: dict[str, Any], origin: Origin) -> UserPart | None:
         if (kind is str and value) or kind is int or kind is float:
             usable = True
     if not usable:  # put the identifiers back for the general path's exact message
-        for name in _PRIMARY:
-            if name in identifiers and (ids is None or name not in ids):
-                record[name] = identifiers[name]
+        for name in popped:  # all of them: a top-level value wins over the nested one
+            record[name] = identifiers[name]
         return None
     record.pop("identifiers", None)
     record.pop("user_properties", None)
@@ -248,7 +249,7 @@ def shape(
 def _restore(part: UserPart) -> dict[str, Any]:
     """The flat record a fast-path part came from, for the general path's message."""
     (event,) = part.events
-    record = {**part.identifiers, **event}
+    record = {"identifiers": part.identifiers, **event}  # profile fields stay identifiers
     if part.user_properties is not None:
         record["user_properties"] = part.user_properties
     return record

@@ -53,15 +53,20 @@ def cli(
     input: bytes | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `revbridge ARGS` for real and wait for it."""
-    return subprocess.run(
+    """Run `revbridge ARGS` for real and wait for it; `input` may be any bytes (gzip too)."""
+    done = subprocess.run(
         [sys.executable, "-m", "revbridge_cli", *args],
         cwd=cwd,
         env=env if env is not None else base_env(sb),
-        input=input.decode() if input is not None else None,
+        input=input if input is not None else b"",
         capture_output=True,
-        text=True,
         timeout=timeout,
+    )
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
     )
 
 
