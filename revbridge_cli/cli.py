@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import io
 import os
 import sys
 from contextlib import ExitStack
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import orjson
 import typer
@@ -36,6 +38,8 @@ EXIT_CODES_HELP = (
 app = typer.Typer(
     name="revbridge",
     help="Bulk importer for the RevBridge Events API, with a local sandbox server.",
+    epilog="Examples:\n\n\b\n  revbridge send --sandbox samples/\n  revbridge config\n"
+    "  revbridge send --profile production exports/\n  revbridge --install-completion",
     no_args_is_help=True,
     add_completion=True,
     rich_markup_mode=None,
@@ -161,15 +165,20 @@ BaseUrl = Annotated[
 
 
 def _resolve(flags: dict[str, Any], config: str | None, profile: str | None) -> Resolved:
-    stdin = sys.stdin if flags.get("api_key_file") == "-" else None
+    stdin: IO[str] | None = None
+    if flags.get("api_key_file") == "-":
+        stdin = sys.stdin
+        if sys.stdin.isatty():  # typed by hand: no echo, so the key stays off the screen
+            stdin = io.StringIO(getpass.getpass("API key: ") + "\n")
     return resolve(flags=flags, env=os.environ, config_path=config, profile=profile, stdin=stdin)
 
 
 @app.command(
-    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n"
-    "  revbridge send --sandbox samples/\n\n"
-    "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge send export.ndjson.gz\n\n"
-    "  revbridge send --profile production --state backfill.state exports/\n\n"
+    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n"  # \b: click keeps these lines as they are
+    "  revbridge send --sandbox samples/\n"
+    "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge send export.ndjson.gz\n"
+    "  revbridge send --profile production --state backfill.state exports/\n"
+    "  pass show revbridge | revbridge send --api-key-file - --log-file run.log exports/\n"
     "  revbridge send rejected-20260115T143000Z.ndjson   # after fixing the rows"
 )
 def send(
@@ -319,7 +328,8 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 
 @app.command(
-    "config", epilog="Examples:\n\n  revbridge config\n\n  revbridge config --profile production"
+    "config",
+    epilog="Examples:\n\n\b\n  revbridge config\n  revbridge config --profile production",
 )
 def config_command(
     api_key: ApiKey = None,
@@ -344,7 +354,7 @@ def config_command(
 
 
 @app.command(
-    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n  revbridge validate export.ndjson\n\n"
+    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
     "  revbridge validate --require-timestamp exports/"
 )
 def validate(
@@ -379,24 +389,34 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool) -> Exit:
     from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
     from revbridge_cli.pipeline import Run
 
-    run = Run(settings, make_reporter(quiet=quiet, log_file=settings.log_file))
+    try:
+        reporters = make_reporter(quiet=quiet, log_file=settings.log_file)
+    except OSError as exc:
+        _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}")
+    run = Run(settings, reporters)
     try:
         run.prepare()
     except (InputError, UsageError, OSError) as exc:
+        run.reporter.close()
         _fail(str(exc))
     except LockedError as exc:
+        run.reporter.close()
         _fail(str(exc), Exit.LOCKED)
-    summary = asyncio.run(run.execute())
+    try:
+        summary = asyncio.run(run.execute())
+    except BaseException:  # a live display must not leave the terminal without its cursor
+        run.reporter.close()
+        raise
     code = exit_code(summary, run)
-    if json_out:
-        sys.stdout.write(
-            orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
-        )
     reporter = run.reporter
     if quiet:  # the log file still gets its summary
         reporter = Reporters(*(r for r in run.reporter.reporters if isinstance(r, LogFileReporter)))
     reporter.summary(summary)
     run.reporter.close()
+    if json_out:  # after the display is gone, so the two never mix on one terminal
+        sys.stdout.write(
+            orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
+        )
     return code
 
 

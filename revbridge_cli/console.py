@@ -1,7 +1,9 @@
 """How a run shows itself: a live display on a terminal, sparse plain lines anywhere else.
 
 Cron mails whatever a job prints, and CI logs keep it forever, so off a terminal there is no
-progress bar, no escape code, and at most one line every few seconds.
+progress bar, no escape code, and at most one line every few seconds. Whether stderr is a
+terminal is decided here, from the stream itself: FORCE_COLOR or TTY_* variables set for some
+other tool in a CI job do not turn a log into a screen.
 """
 
 from __future__ import annotations
@@ -9,40 +11,152 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
+from collections.abc import Iterable
 from typing import IO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     TaskID,
+    TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from revbridge_cli.deliver import Attempt
 from revbridge_cli.summary import Summary, render_plain, render_table
 
 PLAIN_INTERVAL_SECONDS = 5.0
+LOG_FILE_INTERVAL_SECONDS = 60.0
+RICH_INTERVAL_SECONDS = 0.1
+RATE_WINDOW_SECONDS = 10.0
 
 
-def _counters(summary: Summary) -> str:
-    text = f"{summary.records_read:,} records"
-    if summary.sent:
-        text += (
-            f", {summary.events_accepted:,} events accepted, {summary.users_rejected:,} "
-            f"users rejected, {summary.users_undelivered:,} undelivered"
-        )
-        if summary.retries:
-            text += f", {summary.retries:,} retries"
+class _Meter:
+    """What both screens show, kept between calls: input bytes (never going back), the rate
+    over the last few seconds, and the batches waiting to be retried."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.bytes_read = 0
+        self.total_bytes: int | None = None
+        self.summary: Summary | None = None
+        self.retrying: set[int] = set()
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def update(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        self.summary = summary
+        # The pipeline reports the bytes of finished files plus those read in the current one;
+        # a report made between two reads may not know the latter: keep the furthest point.
+        self.bytes_read = max(self.bytes_read, bytes_read)
+        self.total_bytes = total_bytes
+        now = time.monotonic()
+        self._samples.append((now, _done(summary)))
+        while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW_SECONDS:
+            self._samples.popleft()
+
+    def attempt(self, attempt: Attempt) -> None:
+        if attempt.retry_in is not None:
+            self.retrying.add(attempt.batch_seq)
+        else:
+            self.retrying.discard(attempt.batch_seq)
+
+    def rate(self) -> float:
+        """Events (records when nothing is sent) per second, over the last ten seconds."""
+        if not self._samples:
+            return 0.0
+        now = time.monotonic()
+        t0, n0 = self._samples[0]
+        if now - t0 < 1.0:  # too short a window: the whole run so far
+            t0, n0 = self.started, 0
+        n = _done(self.summary) if self.summary else 0
+        return (n - n0) / max(now - t0, 1e-9)
+
+    def fraction(self) -> float | None:
+        """How much of the run is done, 0 to 1; None without a known input size.
+
+        Reading runs ahead of sending (the packer holds users until their batch fills), so
+        when sending it is the share of input read times the share of what was read that has
+        a verdict; a user row with several events may make the latter look done too soon.
+        """
+        if self.total_bytes is None or self.summary is None:
+            return None
+        read = min(self.bytes_read / self.total_bytes, 1.0) if self.total_bytes else 1.0
+        s = self.summary
+        if not _sending(s):
+            return read
+        valid = s.records_read - s.records_invalid
+        settled = min(s.events_sent / valid, 1.0) if valid > 0 else 1.0
+        return read * settled
+
+    def eta(self) -> float | None:
+        """Seconds left at the pace so far; None while unknown."""
+        elapsed = time.monotonic() - self.started
+        fraction = self.fraction()
+        if fraction is None or fraction <= 0.0 or elapsed < 1.0:
+            return None
+        return elapsed * (1.0 - fraction) / fraction
+
+    def bytes_text(self) -> str:
+        if self.total_bytes is None:
+            return f"{decimal(self.bytes_read)} read"
+        return f"{decimal(self.bytes_read)} of {decimal(self.total_bytes)} read"
+
+    def eta_text(self) -> str:
+        eta = self.eta()
+        return "ETA --:--" if eta is None else f"ETA {_clock(eta)}"
+
+
+def _sending(summary: Summary) -> bool:
+    return summary.sent and not summary.dry_run
+
+
+def _done(summary: Summary) -> int:
+    """What the rate counts: events with a verdict when sending, records otherwise."""
+    return summary.events_sent if _sending(summary) else summary.records_read
+
+
+def _unit(summary: Summary) -> str:
+    return "events/s" if _sending(summary) else "records/s"
+
+
+def _counters(summary: Summary, retrying: int) -> list[tuple[str, str]]:
+    """(label, number) pairs for the screen, in the order a person reads them."""
+    out = [("records", f"{summary.records_read:,}")]
+    if _sending(summary):
+        out += [
+            ("accepted", f"{summary.events_accepted:,} events"),
+            ("rejected", f"{summary.users_rejected:,} users"),
+            ("retrying", f"{retrying:,}"),
+        ]
+        if summary.users_undelivered:
+            out.append(("undelivered", f"{summary.users_undelivered:,} users"))
+    elif summary.dry_run:
+        out.append(("would send", f"{summary.events_sent:,} events"))
     if summary.records_invalid:
-        text += f", {summary.records_invalid:,} invalid"
-    return text
+        out.append(("invalid", f"{summary.records_invalid:,}"))
+    return out
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+def _what(attempt: Attempt) -> str:
+    return attempt.error or f"HTTP {attempt.status}"
 
 
 class PlainReporter:
-    """For pipes, cron and CI: timestamped lines on stderr, throttled."""
+    """For pipes, cron and CI: timestamped lines, at most one progress line per interval.
+
+    Retries are not a line each (a burst of 503s would flood a cron mail): they are counted
+    and told in the next progress line. Notices (a signal, a file skipped) go out at once.
+    """
 
     def __init__(
         self,
@@ -53,8 +167,10 @@ class PlainReporter:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.interval = interval
-        self._last = time.monotonic()
-        self._started = self._last
+        self.meter = _Meter()
+        self._last = self.meter.started
+        self._retries = 0
+        self._last_retry = ""
 
     def _line(self, text: str) -> None:
         if not self.quiet:
@@ -62,21 +178,40 @@ class PlainReporter:
             self.stream.flush()
 
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        rate = summary.records_read / max(now - self._started, 1e-9)
-        share = f" ({100 * bytes_read / total_bytes:.0f}% of input)" if total_bytes else ""
-        self._line(f"progress: {_counters(summary)}{share}, {rate:,.0f} records/s")
+        self.meter.update(summary, bytes_read, total_bytes)
+        self._maybe_line()
 
     def attempt(self, attempt: Attempt) -> None:
+        self.meter.attempt(attempt)
         if attempt.retry_in is not None:
-            what = attempt.error or f"HTTP {attempt.status}"
-            self._line(
-                f"retrying batch {attempt.batch_seq} in {attempt.retry_in:.1f} s: {what}"
-                + (f" (trace_id {attempt.trace_id})" if attempt.trace_id else "")
-            )
+            self._retries += 1
+            trace = f", trace_id {attempt.trace_id}" if attempt.trace_id else ""
+            self._last_retry = f"{_what(attempt)}{trace}"
+            self._maybe_line()
+
+    def _maybe_line(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval or self.meter.summary is None:
+            return
+        self._last = now
+        self._line(self.progress_line())
+
+    def progress_line(self) -> str:
+        m = self.meter
+        summary = m.summary or Summary()
+        fraction = m.fraction()
+        parts = [m.bytes_text() + " of input"]
+        if fraction is not None:
+            parts[0] = f"{100 * fraction:.0f}% done, {parts[0]}"
+        parts += [f"{label} {value}" for label, value in _counters(summary, len(m.retrying))]
+        parts.append(f"{m.rate():,.0f} {_unit(summary)}")
+        if m.eta() is not None:
+            parts.append(m.eta_text())
+        text = "progress: " + ", ".join(parts)
+        if self._retries:
+            text += f"; {self._retries:,} retries since the last line (last: {self._last_retry})"
+            self._retries = 0
+        return text
 
     def notice(self, message: str) -> None:
         self._line(message)
@@ -89,57 +224,101 @@ class PlainReporter:
         pass
 
 
+class _Display(Progress):
+    """The progress bar with a second line of counters under it."""
+
+    counters: RenderableType = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self.counters
+
+
 class RichReporter:
-    """For a person at a terminal: bytes read of total, counters, rate and ETA, then a table."""
+    """For a person at a terminal: input bytes read of total, rate and ETA on one line; the
+    records, accepted, rejected and retrying counters under it; a table at the end."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._progress = Progress(
+        self.meter = _Meter()
+        self._display = _Display(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[counters]}"),
+            BarColumn(bar_width=24),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[bytes]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}", style="progress.remaining"),
             console=console,
             transient=True,
+            redirect_stdout=False,  # stdout may be a pipe for --json: never draw into it
         )
         self._task: TaskID | None = None
         self._last = 0.0
 
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        self.meter.update(summary, bytes_read, total_bytes)
         now = time.monotonic()
-        if now - self._last < 0.1:
+        if now - self._last < RICH_INTERVAL_SECONDS:
             return
         self._last = now
+        self._refresh()
+
+    def _refresh(self) -> None:
+        m = self.meter
+        if m.summary is None:
+            return
+        counters = Text(" ")
+        for i, (label, value) in enumerate(_counters(m.summary, len(m.retrying))):
+            counters.append(" · " if i else "")
+            counters.append(f"{label} ", style="dim")
+            counters.append(value, style=_STYLES.get(label, ""))
+        self._display.counters = counters
+        fraction = m.fraction()
+        fields = {
+            "completed": fraction or 0.0,
+            "total": None if fraction is None else 1.0,
+            "bytes": m.bytes_text(),
+            "rate": f"{m.rate():,.0f} {_unit(m.summary)}",
+            "eta": m.eta_text(),
+        }
         if self._task is None:
-            self._progress.start()
-            self._task = self._progress.add_task(
-                "sending" if summary.sent else "checking", total=total_bytes, counters=""
-            )
-        self._progress.update(self._task, completed=bytes_read, counters=_counters(summary))
+            description = "sending" if _sending(m.summary) else "checking"
+            self._task = self._display.add_task(description, **fields)
+            self._display.start()
+        else:
+            self._display.update(self._task, **fields)
 
     def attempt(self, attempt: Attempt) -> None:
+        self.meter.attempt(attempt)
         if attempt.retry_in is not None:
-            what = attempt.error or f"HTTP {attempt.status}"
+            trace = f" (trace_id {attempt.trace_id})" if attempt.trace_id else ""
             self.console.log(
-                f"retrying batch {attempt.batch_seq} in {attempt.retry_in:.1f} s: {what}"
+                f"retrying batch {attempt.batch_seq} in {attempt.retry_in:.1f} s: "
+                f"{_what(attempt)}{trace}",
+                markup=False,
             )
+        if self._task is not None:
+            self._refresh()
 
     def notice(self, message: str) -> None:
-        self.console.log(message)
+        self.console.log(message, markup=False)
 
     def close(self) -> None:
         if self._task is not None:
-            self._progress.stop()
+            self._display.stop()
             self._task = None
 
     def summary(self, summary: Summary) -> None:
         self.close()
-        self.console.print(render_table(summary))
+        # markup off: a reason such as "events[i]: ..." or a file name with brackets is text
+        self.console.print(render_table(summary), markup=False)
         for warning in summary.warnings():
-            self.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            self.console.print(Text("warning: ", style="yellow") + Text(warning))
         for example in summary.examples:
-            self.console.print(f"  [dim]{example}[/]", highlight=False, markup=False)
+            self.console.print(Text(f"  {example}", style="dim"), highlight=False)
+
+
+_STYLES = {"accepted": "green", "rejected": "red", "retrying": "yellow", "undelivered": "red"}
 
 
 class LogFileReporter:
@@ -148,16 +327,17 @@ class LogFileReporter:
 
     def __init__(self, path: str) -> None:
         self.stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self.plain = PlainReporter(self.stream, interval=60.0)
+        self.plain = PlainReporter(self.stream, interval=LOG_FILE_INTERVAL_SECONDS)
         self.plain.notice(f"revbridge run started (pid {os.getpid()})")
 
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
         self.plain.progress(summary, bytes_read, total_bytes)
 
     def attempt(self, attempt: Attempt) -> None:
+        self.plain.meter.attempt(attempt)
         if attempt.status == 202 and not attempt.users_rejected:
             return
-        what = attempt.error or f"HTTP {attempt.status}"
+        what = _what(attempt)
         if attempt.users_rejected:
             what += f" with {attempt.users_rejected} of {attempt.users} users rejected"
         then = f"; retry in {attempt.retry_in:.1f} s" if attempt.retry_in is not None else ""
@@ -204,10 +384,24 @@ class Reporters:
             r.close()
 
 
+def is_screen(stream: IO[str]) -> bool:
+    """A terminal that can redraw a line: a tty, and not TERM=dumb (Emacs shells, some CI)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+    return tty and os.environ.get("TERM", "").lower() != "dumb"
+
+
 def make_reporter(quiet: bool = False, log_file: str | None = None) -> Reporters:
-    console = Console(stderr=True)
+    """The screen reporter for stderr (rich on a terminal, plain lines otherwise), plus the log
+    file's. NO_COLOR is honoured by rich itself: styles stay, colours go. Raises OSError when
+    the log file cannot be opened."""
     screen: PlainReporter | RichReporter
-    if not quiet and console.is_terminal:
+    if not quiet and is_screen(sys.stderr):
+        console = Console(
+            file=sys.stderr, force_terminal=True, force_interactive=True, log_path=False
+        )
         screen = RichReporter(console)
     else:
         screen = PlainReporter(quiet=quiet)

@@ -5,7 +5,9 @@ instant (`kill -9` included) leaves either the old or the new state, never half 
 What it keeps, per input file: its identity (to notice a replaced or truncated file), the
 watermark (every record up to that line is settled), and settled records beyond it. Per
 batch in flight: its records, so that a rerun knows which records may already be stored and
-reports them as possible duplicates when it resends them.
+reports them as possible duplicates when it resends them. A rerun moves those records to the
+`doubt` table (batch numbers start again at 1 in every run), where they stay until they are
+settled, however many runs that takes.
 
 One run per state: an exclusive `flock` on `STATE.lock`, which the kernel releases when the
 holder dies, so a lock left by a dead run never blocks.
@@ -30,12 +32,16 @@ create table if not exists files (
     identity text not null,        -- JSON: device, inode, size, mtime_ns, head_sha
     done_line integer not null,    -- watermark: every record up to this line is settled
     done_offset integer not null,  -- byte offset just past that line (decompressed stream)
+    end_offset integer,            -- where the stream ended when this identity was read to its end
     updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 create table if not exists settled (path text not null, lines blob not null);
 create table if not exists inflight (batch integer primary key, lines blob not null);
+create table if not exists doubt (
+    path text not null, line integer not null, primary key (path, line)
+) without rowid;
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class LockedError(Exception):
@@ -50,6 +56,7 @@ class FileState:
     done_line: int
     done_offset: int
     settled: set[int]
+    end_offset: int | None = None  # the end of the stream, once a run read this identity whole
 
 
 def _pack_lines(lines: list[int]) -> bytes:
@@ -93,7 +100,10 @@ class Journal:
             db.execute("pragma journal_mode=wal")
             db.execute("pragma synchronous=normal")
             db.executescript(SCHEMA)
-            db.execute("insert or ignore into meta values ('schema', ?)", (SCHEMA_VERSION,))
+            columns = {row[1] for row in db.execute("pragma table_info(files)")}
+            if "end_offset" not in columns:  # a state written by schema 1
+                db.execute("alter table files add column end_offset integer")
+            db.execute("insert or replace into meta values ('schema', ?)", (SCHEMA_VERSION,))
         except sqlite3.Error as exc:
             os.close(lock_fd)
             raise OSError(f"cannot use {path} as a state file: {exc}") from exc
@@ -109,37 +119,56 @@ class Journal:
 
     def file_state(self, path: str) -> FileState | None:
         row = self.db.execute(
-            "select identity, done_line, done_offset from files where path = ?", (path,)
+            "select identity, done_line, done_offset, end_offset from files where path = ?",
+            (path,),
         ).fetchone()
         if row is None:
             return None
         settled: set[int] = set()
         for (blob,) in self.db.execute("select lines from settled where path = ?", (path,)):
             settled.update(line for line in _unpack_lines(blob) if line > row[1])
-        return FileState(orjson.loads(row[0]), row[1], row[2], settled)
+        return FileState(orjson.loads(row[0]), row[1], row[2], settled, row[3])
 
     def in_doubt(self) -> set[tuple[str, int]]:
-        """Records of batches a dead run had in flight: they may already be stored."""
-        out: set[tuple[str, int]] = set()
+        """Records that may already be stored: in batches a dead run had in flight, or in
+        doubt since an earlier run and not settled yet."""
+        out: set[tuple[str, int]] = set(self.db.execute("select path, line from doubt"))
         for (blob,) in self.db.execute("select lines from inflight"):
             out.update((path, line) for path, line in orjson.loads(blob))
         return out
 
     # ---- writing ------------------------------------------------------------------------
 
-    def start_file(self, path: str, identity: dict[str, Any], line: int, offset: int) -> None:
-        """Record (or re-record, after a reset) where this file starts being read."""
+    def start_file(
+        self,
+        path: str,
+        identity: dict[str, Any],
+        line: int,
+        offset: int,
+        end_offset: int | None = None,
+    ) -> None:
+        """Record (or re-record, after a reset) where this file starts being read.
+
+        `end_offset` is kept only for an unchanged file; line 0 forgets all that was known.
+        """
         with self.db:
             self.db.execute("begin immediate")
             self.db.execute(
-                "insert into files (path, identity, done_line, done_offset) values (?, ?, ?, ?)"
+                "insert into files (path, identity, done_line, done_offset, end_offset)"
+                " values (?, ?, ?, ?, ?)"
                 " on conflict (path) do update set identity = excluded.identity,"
                 " done_line = excluded.done_line, done_offset = excluded.done_offset,"
+                " end_offset = excluded.end_offset,"
                 " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-                (path, orjson.dumps(identity).decode(), line, offset),
+                (path, orjson.dumps(identity).decode(), line, offset, end_offset),
             )
             if line == 0:
                 self.db.execute("delete from settled where path = ?", (path,))
+                self.db.execute("delete from doubt where path = ?", (path,))
+
+    def end_file(self, path: str, end_offset: int) -> None:
+        """This run read the file to its end, at `end_offset` of the (decompressed) stream."""
+        self.db.execute("update files set end_offset = ? where path = ?", (end_offset, path))
 
     def begin_batch(self, batch: int, refs: list[tuple[str, int]]) -> None:
         """Before a batch goes out: if we die now, these records are in doubt."""
@@ -161,16 +190,30 @@ class Journal:
             )
             for path, lines in settled.items():
                 self.db.execute("insert into settled values (?, ?)", (path, _pack_lines(lines)))
+                self.db.executemany(
+                    "delete from doubt where path = ? and line = ?", [(path, n) for n in lines]
+                )
             for path, (line, offset) in marks.items():
+                self.db.execute("delete from doubt where path = ? and line <= ?", (path, line))
                 self.db.execute(
                     "update files set done_line = ?, done_offset = ?,"
                     " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') where path = ?",
                     (line, offset, path),
                 )
 
-    def clear_in_doubt(self) -> None:
-        """Once a rerun has taken note of them (they are being resent and counted)."""
-        self.db.execute("delete from inflight")
+    def adopt_in_doubt(self) -> None:
+        """A new run starts: what dead runs had in flight stays in doubt until it is settled.
+
+        Moved out of `inflight` because the new run numbers its batches from 1 again.
+        """
+        with self.db:
+            self.db.execute("begin immediate")
+            rows = self.db.execute("select lines from inflight").fetchall()
+            self.db.executemany(
+                "insert or ignore into doubt values (?, ?)",
+                [(path, line) for (blob,) in rows for path, line in orjson.loads(blob)],
+            )
+            self.db.execute("delete from inflight")
 
     def compact(self) -> None:
         """Drop settled rows the watermarks have passed (keeps the file small on long runs)."""

@@ -72,6 +72,7 @@ class Run:
         self._current_size = 0
         self._total_bytes: int | None = 0
         self.durable: Durable | None = None
+        self._stopped = asyncio.Event()  # set with `stopping`, for waits that must end early
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class Run:
     def request_stop(self, why: str) -> None:
         if self.stopping is None:
             self.stopping = why
+            self._stopped.set()
             if self.sender is not None:
                 self.sender.halt(why)
 
@@ -187,6 +189,8 @@ class Run:
             if self.stopping:
                 summary.notices.append(self._stopped_after(file_no, record.line))
                 return
+        if durable:
+            durable.file_read(file_no, records.lines, records.end_offset)
         held = records.held_back_bytes
         if held:
             summary.notices.append(
@@ -281,14 +285,12 @@ class Run:
             ]
             workers = [asyncio.create_task(self._worker(q)) for q in queues]
             try:
-                await self._produce(lambda b: queues[b.lane].put(b))
-                if self.stopping is None:
-                    for batch in self._packer_flush():
-                        await queues[batch.lane].put(batch)
-                else:
-                    self._abandon(self._packer_flush(), f"not sent: {self.stopping}")
+                await self._produce(lambda b: self._put(queues[b.lane], b))
+                for batch in self._packer_flush():
+                    await self._put(queues[batch.lane], batch)
                 for q in queues:
-                    await q.put(None)
+                    if not await self._put(q, None):
+                        q.put_nowait(None)  # _put drained it: there is room
                 await self._finish_workers(workers)
             finally:
                 for w in workers:
@@ -297,11 +299,44 @@ class Run:
         if self.sender.fatal is not None:
             self.summary.fatal = self.sender.fatal.message
 
-    async def _finish_workers(self, workers: list[asyncio.Task[None]]) -> None:
+    async def _put(self, queue: asyncio.Queue[Batch | None], batch: Batch | None) -> bool:
+        """Hand a batch to its lane; a stop while waiting for room ends the wait at once
+        (the lane may sit behind a hung request) and the lane's queue is emptied."""
+        if self.stopping is None and not queue.full():
+            queue.put_nowait(batch)
+            return True
         if self.stopping is None:
-            await asyncio.gather(*workers)
-            return
-        _, pending = await asyncio.wait(workers, timeout=self.settings.grace_seconds)
+            put = asyncio.ensure_future(queue.put(batch))
+            stop = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait({put, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if put.done():
+                return True
+            put.cancel()
+        while not queue.empty():
+            queued = queue.get_nowait()
+            if queued is not None:
+                self._abandon([queued], f"not sent: {self.stopping}")
+        if batch is not None:
+            self._abandon([batch], f"not sent: {self.stopping}")
+        return False
+
+    async def _finish_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        """Wait for the lanes to finish; after a stop, only for the grace period."""
+        running: set[asyncio.Future[object]] = set(workers)
+        if self.stopping is None:
+            stop = asyncio.ensure_future(self._stopped.wait())
+            while running and not stop.done():
+                done, running = await asyncio.wait(
+                    running | {stop}, return_when=asyncio.FIRST_COMPLETED
+                )
+                running.discard(stop)
+                for task in done - {stop}:
+                    task.result()  # a bug in a worker must not pass silently
+            stop.cancel()
+            if not running:
+                return
+        _, pending = await asyncio.wait(running, timeout=self.settings.grace_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -326,8 +361,9 @@ class Run:
                     "flight: it may have been stored",
                 )
                 raise
-            if self.durable and any(o.undelivered and self.stopping for o in outcomes):
-                self._abandon([batch], f"not sent: {self.stopping}")  # the next run sends it
+            stop = self.stopping or (self.sender.fatal and self.sender.fatal.message)
+            if self.durable and stop and any(o.undelivered for o in outcomes):
+                self._abandon([batch], f"not sent: {stop}")  # the next run sends it
             else:
                 for outcome in outcomes:
                     self._record(outcome)
@@ -415,7 +451,9 @@ class Run:
             os.write(2, f"\n{name} again: quitting now\n".encode())
             os._exit(128 + signum)
         self.summary.interrupted = (
-            f"{name}: stopped reading; see the rejected file for what was not sent"
+            f"{name}: stopped reading; run the same command again to send the rest"
+            if self.durable
+            else f"{name}: stopped reading; see the rejected file for what was not sent"
         )
         self.interrupt_signal = signum
         self.reporter.notice(f"{name}: finishing requests in flight (press again to quit now)")

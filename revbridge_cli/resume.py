@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from revbridge_cli import reader
-from revbridge_cli.journal import Journal
+from revbridge_cli.journal import FileState, Journal
 from revbridge_cli.pack import Batch
 from revbridge_cli.records import Origin
 from revbridge_cli.tracker import Tracker
@@ -39,8 +40,8 @@ class Durable:
         self.paths = [os.path.realpath(p) for p in files]
         self.restart_changed = restart_changed
         self.skipped_records = 0
+        journal.adopt_in_doubt()
         self._in_doubt = journal.in_doubt()
-        journal.clear_in_doubt()
         self._done_batches: list[int] = []
 
     def plan(self, file_no: int) -> FilePlan:
@@ -51,7 +52,7 @@ class Durable:
         if known is None:
             self._start(file_no, identity, 0, 0)
             return FilePlan(in_doubt=in_doubt)
-        verdict = reader.same_file(known.identity, identity)
+        verdict = reader.same_file(known.identity, self._comparable(path, known, identity))
         if verdict in ("replaced", "truncated"):
             if not self.restart_changed:
                 return FilePlan(
@@ -61,14 +62,42 @@ class Durable:
                 )
             self._start(file_no, identity, 0, 0)
             return FilePlan(skip=None, in_doubt=set())
-        self._start(file_no, identity, known.done_line, known.done_offset)
-        if known.done_offset >= identity["size"] and not known.settled and not in_doubt:
+        # The end of the stream is known only for an unchanged file; compare offsets with it,
+        # not with the file's size, which for gzip is compressed bytes.
+        end = known.end_offset if verdict == "same" else None
+        done = end is not None and known.done_offset >= end
+        if known.identity == identity:
+            self.tracker.open_file(file_no, known.done_line, known.done_offset)  # no write
+        else:
+            self._start(file_no, identity, known.done_line, known.done_offset, end)
+        if done and not known.settled and not in_doubt:
             return FilePlan(skip=f"{path}: nothing new since the last run")
         return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt)
 
-    def _start(self, file_no: int, identity: dict[str, object], line: int, offset: int) -> None:
-        self.journal.start_file(self.paths[file_no], identity, line, offset)
+    @staticmethod
+    def _comparable(path: str, known: FileState, identity: dict[str, Any]) -> dict[str, Any]:
+        """The identity taken over the same head length as the known one (a small file that
+        grew): otherwise a file rewritten in place and longer would pass for "grown"."""
+        head_len = known.identity.get("head_len")
+        if head_len is None or head_len == identity["head_len"]:
+            return identity
+        return reader.file_identity(path, head_len=head_len)
+
+    def _start(
+        self,
+        file_no: int,
+        identity: dict[str, Any],
+        line: int,
+        offset: int,
+        end_offset: int | None = None,
+    ) -> None:
+        self.journal.start_file(self.paths[file_no], identity, line, offset, end_offset)
         self.tracker.open_file(file_no, line, offset)
+
+    def file_read(self, file_no: int, line: int, offset: int) -> None:
+        """Reading reached the end of the file (not a stop): its stream ends at `offset`."""
+        self.tracker.finish(file_no, line, offset)
+        self.journal.end_file(self.paths[file_no], offset)
 
     def batch_out(self, batch: Batch) -> None:
         refs = sorted({(self.paths[f], line) for f, line, _ in batch.origins()})

@@ -22,6 +22,7 @@ class _File:
     order: deque[tuple[int, int]] = field(default_factory=deque)  # (line, end offset) read
     refs: dict[int, int] = field(default_factory=dict)  # line -> pieces still in batches
     moved: bool = False
+    end: tuple[int, int] | None = None  # (line, offset) where reading ended, once it did
 
 
 class Tracker:
@@ -65,9 +66,31 @@ class Tracker:
     def _settle(self, file_no: int, track: _File, line: int, note: bool = True) -> None:
         if note:
             self._newly_settled.setdefault(file_no, []).append(line)
+        self._advance(track)
+
+    def finish(self, file_no: int, line: int, offset: int) -> None:
+        """The file was read to its end at (`line`, `offset`), past any trailing blank lines.
+
+        Once every record is settled the watermark moves there, so that a rerun of an
+        unchanged file has nothing left to read (not even blank lines in a gzip stream).
+        """
+        track = self._files[file_no]
+        track.end = (line, offset)
+        self._advance(track)
+
+    def _advance(self, track: _File) -> None:
         order = track.order
         while order and order[0][0] not in track.refs:
             track.line, track.offset = order.popleft()
+            track.moved = True
+        end = track.end
+        if (
+            not order
+            and end is not None
+            and end[0] >= track.line
+            and end != (track.line, track.offset)
+        ):
+            track.line, track.offset = end
             track.moved = True
 
     def unsettled(self, file_no: int) -> bool:

@@ -1,0 +1,208 @@
+"""Which files to read, whether they can be read, and whether a file is the one we saw last time.
+
+Everything here works on paths and file metadata only; turning bytes into records is
+`revbridge_cli.reader`. Problems that are known before reading starts are raised as
+`InputError` so the CLI can refuse the whole run up front instead of failing halfway.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import os
+import stat
+import zlib
+from typing import Any, Literal
+
+STDIN = "-"
+INPUT_SUFFIXES = (".ndjson", ".jsonl", ".json")
+GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 4096
+_GLOB_CHARS = frozenset("*?[")
+
+
+class InputError(Exception):
+    """An input that cannot be read (missing, unreadable, corrupt), with file and line."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        self.message = message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+def display_name(path: str) -> str:
+    """The name used in records and messages: `-` reads better as `<stdin>`."""
+    return "<stdin>" if path == STDIN else path
+
+
+def _is_input_name(name: str) -> bool:
+    base = name[:-3] if name.endswith(".gz") else name
+    return base.endswith(INPUT_SUFFIXES)
+
+
+def _check_file(path: str) -> None:
+    """Raise for what `stat` and `access` can tell without opening the file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror or e}") from None
+    # FIFOs are allowed on purpose: `revbridge import <(zcat a.gz)` passes /dev/fd/N.
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        raise InputError(path, "not a regular file (a device, socket or other special file)")
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "permission denied")
+
+
+def _expand_dir(path: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(path))
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    found = [os.path.join(path, n) for n in names if _is_input_name(n)]
+    found = [p for p in found if os.path.isfile(p)]
+    if not found:
+        raise InputError(path, "no input files in directory (.ndjson, .jsonl, .json, or .gz)")
+    return found
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Turn command-line arguments into the list of inputs to read, in order.
+
+    `-` stays `-` (stdin). A directory becomes its input files (non-recursive, sorted by name).
+    A pattern the shell did not expand (quoted, or run from a non-shell) is globbed here.
+    Every problem that can be seen before reading raises `InputError`, so a typo fails the run
+    before anything is sent rather than after the first file.
+    """
+    out: list[str] = []
+    for arg in paths:
+        if arg == STDIN:
+            out.append(arg)
+            continue
+        if not os.path.lexists(arg) and _GLOB_CHARS & set(arg):
+            matches = sorted(glob.glob(arg))
+            if not matches:
+                raise InputError(arg, "no such file (the pattern matched nothing)")
+        else:
+            matches = [arg]
+        for path in matches:
+            if os.path.isdir(path):
+                out.extend(_expand_dir(path))
+            else:
+                _check_file(path)
+                out.append(path)
+    return out
+
+
+def check_input(path: str) -> None:
+    """Open the file and look at its first bytes; raise `InputError` if it cannot be read.
+
+    Gzip is recognised by its magic bytes, not by the name: a `.gz` name without the magic is
+    an error (probably a mislabelled or half-written file), magic without the name is fine. An
+    empty file passes: whether that is an error is the caller's decision (see `is_empty`).
+    FIFOs and stdin are not touched, since peeking would consume their data.
+    """
+    if path == STDIN:
+        return
+    _check_file(path)
+    if stat.S_ISFIFO(os.stat(path).st_mode):
+        return
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+            if magic != GZIP_MAGIC:
+                if path.endswith(".gz") and magic:
+                    raise InputError(path, "not a gzip file (named .gz but no gzip magic 1f 8b)")
+                return
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                gz.read(1)
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except (EOFError, OSError, zlib.error) as e:
+        raise InputError(path, f"bad gzip header or data: {e}") from None
+
+
+def is_empty(path: str) -> bool:
+    """True if the input holds no bytes at all (a 0-byte file, or a gzip of nothing).
+
+    Stdin and FIFOs cannot be checked without consuming them, so they count as not empty.
+    """
+    if path == STDIN:
+        return False
+    try:
+        st = os.stat(path)
+        if stat.S_ISFIFO(st.st_mode):
+            return False
+        if st.st_size == 0:
+            return True
+        with open(path, "rb") as f:
+            if f.read(2) != GZIP_MAGIC:
+                return False
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                return gz.read(1) == b""
+    except (EOFError, OSError, zlib.error):
+        return False
+
+
+def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
+    """What a later incremental run needs to tell "same file, grown" from "a different file".
+
+    `head_sha` is the sha256 of the first `head_len` bytes (fewer if the file is shorter;
+    `head_len` in the result says how many). To compare with an identity taken when the file
+    was shorter than 4 KiB, take the new one with `head_len=old["head_len"]` (see `same_file`).
+    """
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = f.read(head_len)
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror or e}") from None
+    return {
+        "device": st.st_dev,
+        "inode": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "head_len": len(head),
+        "head_sha": hashlib.sha256(head).hexdigest(),
+    }
+
+
+def same_file(
+    old: dict[str, Any], new: dict[str, Any]
+) -> Literal["same", "grown", "replaced", "truncated"]:
+    """Compare two `file_identity` results of the same path.
+
+    A different device/inode or a different head means another file now has the name
+    ("replaced"); a smaller size means it was cut ("truncated"); a larger size with the same
+    head means appended to ("grown"). Heads are compared only over the same length, so take
+    `new` with `head_len=old["head_len"]` when the old file was shorter than 4 KiB; with
+    unequal lengths the head cannot be compared and only inode and size decide. The mtime is
+    not used: `touch` alone must not trigger a re-import.
+    """
+    if (old["device"], old["inode"]) != (new["device"], new["inode"]):
+        return "replaced"
+    if new["size"] < old["size"]:
+        return "truncated"
+    if old.get("head_len") == new.get("head_len") and old["head_sha"] != new["head_sha"]:
+        return "replaced"
+    return "grown" if new["size"] > old["size"] else "same"
+
+
+def compare_identity(
+    old: dict[str, Any], path: str
+) -> tuple[Literal["same", "grown", "replaced", "truncated"], dict[str, Any]]:
+    """`same_file` done right for a path: the verdict and the identity to store from now on.
+
+    The head is compared over the old identity's length, so a file that was shorter than
+    4 KiB last time is still checked for having been rewritten.
+    """
+    verdict = same_file(old, file_identity(path, head_len=old.get("head_len", HEAD_BYTES)))
+    return verdict, file_identity(path)

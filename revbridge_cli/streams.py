@@ -1,0 +1,113 @@
+"""Byte streams under the reader: counting, gunzipping, un-reading, and format sniffing.
+
+Kept apart from `reader` so that the record logic there reads as record logic; nothing here
+knows about records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import BinaryIO, Protocol
+
+import orjson
+
+BOM = b"\xef\xbb\xbf"
+WS = b" \t\r\n"
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class StreamError(Exception):
+    """Reading the underlying stream failed (truncated or corrupt gzip, I/O error)."""
+
+
+class CountingFile:
+    """The underlying file, counting the bytes taken from it (for byte-based progress).
+
+    Same idea as sqlite-utils' progress wrapper: counting at the bottom of the stack works for
+    every format and for gzip, and costs one addition per 64 KiB (or per 8 KiB compressed).
+    """
+
+    __slots__ = ("_f", "_pushback", "bytes_read")
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._pushback = b""
+        self.bytes_read = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._pushback:
+            data = self._pushback[:n] if n >= 0 else self._pushback
+            self._pushback = self._pushback[len(data) :]
+            return data
+        try:
+            data = self._f.read(n)
+        except OSError as e:
+            raise StreamError(f"read error ({e.strerror or e})") from None
+        self.bytes_read += len(data)
+        return data
+
+    def peek(self, n: int) -> bytes:
+        """Return up to `n` bytes without consuming them (works on pipes too)."""
+        data = b""
+        while len(data) < n:
+            more = self.read(n - len(data))
+            if not more:
+                break
+            data += more
+        self._pushback = data + self._pushback
+        return data
+
+
+class Gunzip:
+    """Decompress transparently, turning the many ways gzip can fail into `StreamError`."""
+
+    __slots__ = ("_gz",)
+
+    def __init__(self, raw: CountingFile) -> None:
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+
+    def read(self, n: int = -1, /) -> bytes:
+        # read1, not read: read(n) loses what it decompressed so far when the stream breaks
+        # before n bytes, and those are the complete lines before the truncation point.
+        try:
+            return self._gz.read1(n)
+        except StreamError:
+            raise
+        except (EOFError, OSError, zlib.error):
+            raise StreamError("gzip stream is truncated or corrupt") from None
+
+
+class Broken:
+    """A stream that failed while sniffing: re-raises its error on the next read."""
+
+    __slots__ = ("_error",)
+
+    def __init__(self, error: StreamError) -> None:
+        self._error = error
+
+    def read(self, n: int = -1, /) -> bytes:
+        raise self._error
+
+
+def sniff_format(head: bytes) -> str:
+    """ "json" or "ndjson" from the first bytes (BOM and leading whitespace skipped).
+
+    `[` starts a document; `{` starts NDJSON if its first line is a complete value, and a
+    document if the value runs on past the line (pretty-printed); a first line that is
+    broken in another way stays NDJSON, so its bad lines are reported one by one.
+    Anything else is NDJSON.
+    """
+    rest = (head[3:] if head.startswith(BOM) else head).lstrip(WS)
+    if rest[:1] == b"[":
+        return "json"
+    if rest[:1] == b"{" and b"\n" in rest:
+        try:
+            orjson.loads(rest[: rest.index(b"\n")])
+        except orjson.JSONDecodeError as e:
+            if e.msg.startswith("unexpected end of data"):
+                return "json"
+    return "ndjson"

@@ -1,0 +1,84 @@
+"""The settlement bookkeeping as plain functions: watermarks, held records, changes taken."""
+
+from __future__ import annotations
+
+from revbridge_cli.tracker import Tracker
+
+
+def origin(line: int, file_no: int = 0) -> tuple[int, int, int]:
+    return (file_no, line, line * 10)  # every line is 10 bytes
+
+
+def test_watermark_waits_for_the_oldest_unsettled_record() -> None:
+    t = Tracker()
+    t.open_file(0)
+    for line in (1, 2, 3):
+        t.read(origin(line), 1)
+    t.release(origin(2))
+    t.release(origin(3))
+    assert t.take_changes() == ({}, {0: [2, 3]})  # settled, but line 1 is still out
+    t.release(origin(1))
+    assert t.take_changes() == ({0: (3, 30)}, {})  # now the watermark says it all
+    assert not t.unsettled(0)
+
+
+def test_a_record_in_several_batches_settles_with_the_last_one() -> None:
+    t = Tracker()
+    t.open_file(0)
+    t.read(origin(1), 1)  # held while its parts are packed
+    t.add_refs(origin(1), 2)  # split over two batches
+    t.release(origin(1))  # packing done
+    t.release(origin(1))  # first batch
+    assert t.unsettled(0)
+    assert t.take_changes() == ({}, {})
+    t.release(origin(1))  # second batch
+    assert t.take_changes() == ({0: (1, 10)}, {})
+
+
+def test_records_held_while_packing_block_the_watermark() -> None:
+    t = Tracker()
+    t.open_file(0)
+    t.read(origin(1), 1)
+    t.read(origin(2), 0)  # set aside at once (invalid): settled
+    assert t.take_changes() == ({}, {0: [2]})
+    t.release(origin(1))
+    assert t.take_changes() == ({0: (2, 20)}, {})
+
+
+def test_records_an_earlier_run_settled_are_not_noted_again() -> None:
+    t = Tracker()
+    t.open_file(0, line=4, offset=40)
+    t.read(origin(5), 1)
+    t.read(origin(6), 0, note=False)  # from the journal's settled set
+    assert t.take_changes() == ({}, {})
+    t.release(origin(5))
+    assert t.take_changes() == ({0: (6, 60)}, {})
+
+
+def test_files_are_tracked_apart_and_changes_are_taken_once() -> None:
+    t = Tracker()
+    t.open_file(0)
+    t.open_file(1, line=10, offset=100)
+    t.read(origin(1, 0), 1)
+    t.read(origin(11, 1), 1)
+    t.release(origin(11, 1))
+    assert t.take_changes() == ({1: (11, 110)}, {})
+    assert t.take_changes() == ({}, {})
+    assert t.unsettled(0) and not t.unsettled(1)
+
+
+def test_finish_moves_the_watermark_past_trailing_blank_lines_once_all_is_settled() -> None:
+    t = Tracker()
+    t.open_file(0)
+    t.read(origin(1), 1)
+    t.finish(0, 3, 32)  # two blank lines after line 1
+    assert t.take_changes() == ({}, {})
+    t.release(origin(1))
+    assert t.take_changes() == ({0: (3, 32)}, {})
+
+
+def test_finish_of_a_file_with_nothing_new_moves_nothing() -> None:
+    t = Tracker()
+    t.open_file(0, line=3, offset=30)
+    t.finish(0, 3, 30)
+    assert t.take_changes() == ({}, {})
