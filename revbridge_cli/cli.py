@@ -322,9 +322,10 @@ _SEND_FLAGS = frozenset(
 
 
 def _warn(warnings: list[str], quiet: bool) -> None:
-    if not quiet:
-        for warning in warnings:
-            typer.echo(f"revbridge: warning: {warning}", err=True)
+    """Configuration warnings (a world-readable key file, a key on the command line) show even
+    with --quiet: they are about the key's safety, and cron mails them to someone who can act."""
+    for warning in warnings:
+        typer.echo(f"revbridge: warning: {warning}", err=True)
 
 
 @app.command(

@@ -68,7 +68,8 @@ class Run:
         self.files: list[str] = []
         self.stopping: str | None = None  # why reading stopped early (signal, fatal answer)
         self.sender: Sender | None = None
-        self._bytes_done = 0
+        self._bytes_done = 0  # bytes of the files read to the end
+        self._bytes_in_file = 0  # of the file being read
         self._current_size = 0
         self._total_bytes: int | None = 0
         self.durable: Durable | None = None
@@ -136,6 +137,7 @@ class Run:
             except reader.InputError as exc:
                 self.summary.input_errors.append(str(exc))
             self._bytes_done += self._current_size
+            self._bytes_in_file = 0
             self._report_progress()
             if self.stopping:
                 return
@@ -184,7 +186,8 @@ class Run:
             if tracker:
                 tracker.release(origin)
             if n % _YIELD_EVERY == 0:
-                self._report_progress(records.bytes_read)
+                self._bytes_in_file = records.bytes_read
+                self._report_progress()
                 await asyncio.sleep(0)
             if self.stopping:
                 summary.notices.append(self._stopped_after(file_no, record.line))
@@ -254,8 +257,9 @@ class Run:
         self.summary.events_sent += batch.n_events
         self.summary.bytes_sent += batch.size
 
-    def _report_progress(self, bytes_in_file: int = 0) -> None:
-        self.reporter.progress(self.summary, self._bytes_done + bytes_in_file, self._total_bytes)
+    def _report_progress(self) -> None:
+        done = self._bytes_done + self._bytes_in_file
+        self.reporter.progress(self.summary, done, self._total_bytes)
 
     # ---- sending ------------------------------------------------------------------------
 

@@ -93,7 +93,8 @@ class Summary:
                 ("would send requests / bytes", f"{self.batches:,} / {self.bytes_sent:,}"),
             ]
         out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
-        out.append(("rate", f"{self.events_per_second:,.0f} events/s"))
+        unit = "events/s" if self.sent else "records/s"
+        out.append(("rate", f"{self.events_per_second:,.0f} {unit}"))
         if self.rejected_file and self.rejected_rows:
             out.append(("rejected file", f"{self.rejected_file} ({self.rejected_rows:,} rows)"))
         return out

@@ -249,7 +249,8 @@ def test_log_file_keeps_the_trace_id_of_every_request_not_a_plain_202(
     assert all(trace and trace in text for trace in failed + partial)
     assert not any(trace in text for trace in plain)
     assert re.search(rf"HTTP 503 \(trace_id {failed[0]}, [\d.]+ s\); retry in", text)
-    assert f"with 1 of 5 users rejected (trace_id {partial[0]}" in text
+    # lanes spread users by hash, so the batch of "blocked" holds up to 5 users
+    assert re.search(rf"with 1 of [1-5] users rejected \(trace_id {partial[0]}", text)
     assert "run finished" in text and re.search(r"rejected users / events +1 / 1", text)
     assert "\x1b" not in text
 

@@ -1,0 +1,298 @@
+"""The benchmark of issue 5, in one command: the floor, the naive importer and `revbridge send`,
+side by side on the same generated input, against a no-store sandbox in its own process.
+
+    python bench/run.py                         # 1,000,000 events, 3 repeats
+    python bench/run.py --quick                 # the latency scenario runs once
+    python bench/run.py --memory-check          # + revbridge on 5x the input (RSS flatness)
+    python bench/run.py --json-array            # + a ~2 GB JSON array file (RSS flatness)
+
+Every figure is the median of --repeat runs, and every ratio compares figures of this same
+run, so a noisy machine shifts both sides together. Results are printed, and written to
+bench/results/latest.json and bench/results/README-table.md. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import generate
+import orjson
+from measure import BENCH, ChildRun, SandboxProcess, revbridge_command, run_child
+from report import (
+    Figure,
+    Target,
+    machine,
+    markdown_table,
+    notes,
+    target_lines,
+    text_table,
+)
+
+RESULTS = BENCH / "results"
+FLOOR_SHARE = 0.35
+SPEEDUP_INSTANT = 3.0
+SPEEDUP_LATENCY = 10.0
+RSS_LIMIT_MB = 300.0
+RSS_GROWTH = 1.3
+
+
+class Bench:
+    """One benchmark run: the input, the options, and the problems found on the way."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.problems: list[str] = []
+        self.extra = shlex.split(args.revbridge_args)
+
+    # ---- one contender, one run ----------------------------------------------------------
+
+    def _log(self, what: str, run: ChildRun) -> None:
+        print(f"    {what}: {run.seconds:.2f} s, {run.peak_rss_mb:.0f} MB", file=sys.stderr)
+
+    def _check(self, what: str, run: ChildRun, ok: bool) -> None:
+        if run.returncode != 0 or not ok:
+            tail = (run.stderr or run.stdout)[-2000:]
+            self.problems.append(f"{what}: exit {run.returncode}, output: {tail.strip()}")
+
+    def floor(self, path: Path, fig: Figure) -> None:
+        run = run_child([sys.executable, str(BENCH / "floor.py"), str(path)])
+        self._check("floor", run, _last_json(run).get("events") == fig.events)
+        self._record("floor", run, fig)
+
+    def naive(self, path: Path, sb: SandboxProcess, fig: Figure) -> None:
+        argv = [sys.executable, str(BENCH / "naive_importer.py"), str(path), *sb.credentials()]
+        if fig.extrapolated:
+            argv += ["--limit", str(fig.events)]
+        run = run_child(argv)
+        self._check("naive importer", run, _last_json(run).get("users_accepted") == fig.events)
+        self._record("naive", run, fig)
+
+    def revbridge(self, path: Path, sb: SandboxProcess, fig: Figure) -> None:
+        argv = [*revbridge_command(), "send", str(path), *sb.credentials(), "--quiet", "--json"]
+        run = run_child([*argv, *self.extra])
+        summary = _last_json(run)
+        accepted = summary.get("events_accepted") == fig.events
+        self._check(f"revbridge send {path.name}", run, accepted and summary.get("exit_code") == 0)
+        self._record("revbridge", run, fig)
+
+    def _record(self, what: str, run: ChildRun, fig: Figure) -> None:
+        self._log(what, run)
+        fig.seconds.append(run.seconds)
+        fig.rss_mb.append(run.peak_rss_mb)
+
+    # ---- scenarios -----------------------------------------------------------------------
+
+    def instant(self, path: Path, n: int) -> list[Figure]:
+        size = path.stat().st_size
+        floor = Figure("floor (read + orjson.loads)", n, size, n)
+        naive = Figure("naive importer (vendor docs)", n, size, n)
+        rb = Figure("revbridge send", n, size, n)
+        with SandboxProcess(0.0) as sb:
+            for i in range(self.args.repeat):
+                print(f"  no latency, run {i + 1}/{self.args.repeat}", file=sys.stderr)
+                self.floor(path, floor)
+                self.naive(path, sb, naive)
+                self.revbridge(path, sb, rb)
+        return [floor, naive, rb]
+
+    def latency(self, path: Path, n: int) -> list[Figure]:
+        a = self.args
+        prefix = min(a.naive_prefix, n)
+        naive = Figure("naive importer (vendor docs)", prefix, _prefix_bytes(path, prefix), n)
+        if prefix < n:
+            naive.note = (
+                f"run on the first {prefix:,} events only; its rate is measured, its wall "
+                f"time (*) extrapolated to {n:,} events"
+            )
+        rb = Figure("revbridge send", n, path.stat().st_size, n)
+        repeat = 1 if a.quick else a.repeat
+        with SandboxProcess(a.latency) as sb:
+            for i in range(repeat):
+                print(f"  latency {a.latency * 1000:.0f} ms, run {i + 1}/{repeat}", file=sys.stderr)
+                self.naive(path, sb, naive)
+                self.revbridge(path, sb, rb)
+        return [naive, rb]
+
+    def single(self, path: Path, n: int, name: str) -> Figure:
+        """revbridge alone on a bigger input, once: for peak RSS against input size."""
+        fig = Figure(name, n, path.stat().st_size, n)
+        with SandboxProcess(0.0) as sb:
+            print(f"  {name}", file=sys.stderr)
+            self.revbridge(path, sb, fig)
+        return fig
+
+
+def _last_json(run: ChildRun) -> dict[str, Any]:
+    lines = run.stdout.strip().splitlines()
+    try:
+        value = orjson.loads(lines[-1]) if lines else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _prefix_bytes(path: Path, n: int) -> int:
+    size = 0
+    with open(path, "rb") as f:
+        for i, line in enumerate(f):
+            if i == n:
+                break
+            size += len(line)
+    return size
+
+
+def _targets(
+    instant: list[Figure], latency: list[Figure], extra: dict[str, Figure], lat_ms: str
+) -> list[Target]:
+    floor, naive, rb = instant
+    naive_l, rb_l = latency
+    share = rb.rate / floor.rate
+    speed = rb.rate / naive.rate
+    speed_l = rb_l.rate / naive_l.rate
+    rss = max(rb.peak_rss, rb_l.peak_rss)
+    out = [
+        Target(
+            f"end-to-end rate >= {FLOOR_SHARE:.0%} of the floor",
+            f"{share:.1%} ({rb.rate:,.0f} vs {floor.rate:,.0f} events/s)",
+            share >= FLOOR_SHARE,
+        ),
+        Target(
+            f">= {SPEEDUP_INSTANT:g}x the naive importer, instant server",
+            f"{speed:.2f}x",
+            speed >= SPEEDUP_INSTANT,
+        ),
+        Target(
+            f">= {SPEEDUP_LATENCY:g}x the naive importer, {lat_ms} server latency",
+            f"{speed_l:.2f}x",
+            speed_l >= SPEEDUP_LATENCY,
+        ),
+        Target(f"peak RSS < {RSS_LIMIT_MB:g} MB", f"{rss:.1f} MB", rss < RSS_LIMIT_MB),
+    ]
+    for name, fig in extra.items():
+        growth = fig.peak_rss / rb.peak_rss
+        out.append(
+            Target(
+                f"peak RSS {name} <= {RSS_GROWTH:g}x the 1x NDJSON run, and < {RSS_LIMIT_MB:g} MB",
+                f"{fig.peak_rss:.1f} MB = {growth:.2f}x",
+                growth <= RSS_GROWTH and fig.peak_rss < RSS_LIMIT_MB,
+            )
+        )
+    return out
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="revbridge benchmark (issue 5)")
+    p.add_argument("--events", type=int, default=1_000_000, help="events in the input")
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    p.add_argument("--quick", action="store_true", help="run the latency scenario once")
+    p.add_argument("--latency", type=float, default=0.2, help="server latency, s")
+    p.add_argument(
+        "--naive-prefix",
+        type=int,
+        default=50_000,
+        help="events the naive importer sends with latency (rate extrapolated)",
+    )
+    p.add_argument("--memory-check", action="store_true", help="also run revbridge on 5x")
+    p.add_argument("--json-array", action="store_true", help="also run a JSON array input")
+    p.add_argument(
+        "--json-array-events",
+        type=int,
+        default=10_000_000,
+        help="events in the JSON array file (10,000,000 is about 2 GB)",
+    )
+    p.add_argument(
+        "--revbridge-args",
+        default="",
+        help="extra options for revbridge send, e.g. '--concurrency 16'",
+    )
+    return p.parse_args()
+
+
+def main() -> None:
+    args = _parse()
+    bench = Bench(args)
+    n = args.events
+    path = generate.ensure(n)
+    info = machine()
+    size = path.stat().st_size
+    head = [
+        f"machine: {info['cpu']}, {info['cores']} cores, "
+        f"{info['implementation']} {info['python']}, "
+        f"load average at start {info['load_average_at_start'][0]}",
+        f"input: {path.name}, {n:,} flat events, {size / 1e6:,.1f} MB NDJSON, "
+        f"{max(1, n // generate.EVENTS_PER_USER):,} users interleaved (seed {generate.SEED})",
+        f"medians of {args.repeat} runs; revbridge extra args: {args.revbridge_args or 'none'}",
+    ]
+    print("\n".join(head), file=sys.stderr)
+    instant = bench.instant(path, n)
+    latency = bench.latency(path, n)
+    extra: dict[str, Figure] = {}
+    if args.memory_check:
+        big = generate.ensure(5 * n)
+        extra["5x NDJSON"] = bench.single(big, 5 * n, "revbridge send, 5x NDJSON")
+    if args.json_array:
+        m = args.json_array_events
+        array = generate.ensure(m, array=True)
+        extra["JSON array"] = bench.single(array, m, f"revbridge send, JSON array {m:,}")
+    lat_ms = f"{args.latency * 1000:.0f} ms"
+    targets = _targets(instant, latency, extra, lat_ms)
+    sections = [
+        ("server latency 0 (instant)", instant),
+        (f"server latency {lat_ms}" + (" (1 run: --quick)" if args.quick else ""), latency),
+    ]
+    if extra:
+        sections.append(("peak memory against input size (1 run each)", list(extra.values())))
+    out = [*head, ""]
+    for title, figs in sections:
+        out += [title, text_table(figs), *(f"  {line}" for line in notes(figs)), ""]
+    floor, naive, rb = instant
+    out += [
+        "ratios (same run):",
+        f"  revbridge / floor, instant:  {rb.rate / floor.rate:.1%}",
+        f"  revbridge / naive, instant:  {rb.rate / naive.rate:.2f}x",
+        f"  revbridge / naive, {lat_ms}:  {latency[1].rate / latency[0].rate:.2f}x",
+        "targets:",
+        *target_lines(targets),
+    ]
+    if bench.problems:
+        out += ["PROBLEMS (a contender failed or did not deliver everything):"]
+        out += [f"  - {p}" for p in bench.problems]
+    print("\n".join(out))
+    _write(args, info, sections, targets, bench.problems, head)
+
+
+def _write(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    sections: list[tuple[str, list[Figure]]],
+    targets: list[Target],
+    problems: list[str],
+    head: list[str],
+) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    data = {
+        "machine": info,
+        "options": vars(args),
+        "scenarios": [
+            {"title": title, "figures": [f.to_json() for f in figs]} for title, figs in sections
+        ],
+        "targets": [{"label": t.label, "value": t.value, "met": t.met} for t in targets],
+        "problems": problems,
+    }
+    opts = orjson.OPT_INDENT_2
+    (RESULTS / "latest.json").write_bytes(orjson.dumps(data, option=opts) + b"\n")
+    md = [*(f"{line}  " for line in head), ""]
+    for title, figs in sections:
+        md += [f"**{title}**", "", markdown_table(figs), ""]
+        md += [f"{line}  " for line in notes(figs)] + ([""] if notes(figs) else [])
+    md += ["Targets:", ""]
+    md += [f"- {'met' if t.met else '**not met**'}: {t.label}: {t.value}" for t in targets]
+    (RESULTS / "README-table.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
