@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from revbridge_cli import contract
-from revbridge_cli.pack import Batch, BatchUser, dumps
+from revbridge_cli.pack import Batch, dumps
 from revbridge_cli.retry import RetryPolicy
 
 # Statuses after which nothing more is sent: exit code and what to check.
@@ -118,26 +118,23 @@ class AdaptiveLimit:
 
 def split(batch: Batch) -> list[Batch]:
     """Halve a batch the server found too large: by users, or by events for a lone user."""
-    users = batch.users
+    users = batch.parts()
     if len(users) > 1:
         mid = len(users) // 2
         return [
-            Batch(batch.seq, batch.lane, users[:mid]),
-            Batch(batch.seq, batch.lane, users[mid:]),
+            Batch.of(batch.seq, batch.lane, users[:mid]),
+            Batch.of(batch.seq, batch.lane, users[mid:]),
         ]
-    (user,) = users
-    if user.n_events < 2:
+    ((data, n_events, origins),) = users
+    if n_events < 2:
         return []
-    obj = orjson.loads(user.data)
+    obj = orjson.loads(data)
     events = obj["events"]
     mid = len(events) // 2
-    halves = []
-    for chunk in (events[:mid], events[mid:]):
-        part = {**obj, "events": chunk}
-        halves.append(
-            Batch(batch.seq, batch.lane, [BatchUser(dumps(part), len(chunk), user.origins)])
-        )
-    return halves
+    return [
+        Batch.of(batch.seq, batch.lane, [(dumps({**obj, "events": chunk}), len(chunk), origins)])
+        for chunk in (events[:mid], events[mid:])
+    ]
 
 
 def _in_doubt(exc: httpx.TransportError) -> bool:

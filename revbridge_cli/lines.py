@@ -62,8 +62,9 @@ def _describe(line: bytes, e: orjson.JSONDecodeError) -> str:
         return f"invalid UTF-8 (byte 0x{line[u.start]:02x} at byte {u.start + 1})"
     if "depth limit" in e.msg:
         return TOO_DEEP
-    if text.startswith(("NaN", "Infinity"), e.pos) or text.startswith("-Infinity", e.pos - 1):
-        return f"NaN/Infinity is not JSON (at column {e.colno})"
+    if text.startswith(("NaN", "Infinity"), e.pos):
+        signed = e.pos > 0 and text[e.pos - 1] == "-"  # orjson points past the sign
+        return f"NaN/Infinity is not JSON (at column {e.colno - signed})"
     return f"invalid JSON ({e.msg} at column {e.colno})"
 
 

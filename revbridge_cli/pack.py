@@ -30,27 +30,45 @@ _BODY_FIXED = len(_BODY_OPEN) + len(_BODY_CLOSE)
 _USER_FIXED = len(_IDS_OPEN) + len(_EVENTS_OPEN) + len(_USER_CLOSE)
 
 
-def dumps(value: Any) -> bytes:
-    """The one serializer of request bytes (orjson: compact, UTF-8, rejects NaN as null)."""
-    return orjson.dumps(value)
+dumps = orjson.dumps  # the one serializer of request bytes: compact UTF-8, no NaN
 
 
 @dataclass(slots=True)
 class BatchUser:
-    """One user object of a batch: its exact bytes, how many events, and where it came from."""
+    """One user object of a batch: where its bytes are in the body, its events and origins."""
 
-    data: bytes
+    start: int
+    end: int
     n_events: int
     origins: list[Origin]
 
 
-@dataclass(slots=True)
 class Batch:
-    """One request body's worth of users; `users[i]` is the server's `userIndex` i."""
+    """One request body, built once; `users[i]` is the server's `userIndex` i."""
 
-    seq: int
-    lane: int
-    users: list[BatchUser]
+    __slots__ = ("_body", "lane", "seq", "users")
+
+    def __init__(self, seq: int, lane: int, users: list[BatchUser], body: bytes) -> None:
+        self.seq = seq
+        self.lane = lane
+        self.users = users
+        self._body = body
+
+    @classmethod
+    def of(cls, seq: int, lane: int, users: list[tuple[bytes, int, list[Origin]]]) -> Batch:
+        """A batch from user objects' bytes (a 413 split makes its halves this way)."""
+        parts = [_BODY_OPEN]
+        spans = []
+        at = len(_BODY_OPEN)
+        for i, (data, n_events, origins) in enumerate(users):
+            if i:
+                parts.append(b",")
+                at += 1
+            parts.append(data)
+            spans.append(BatchUser(at, at + len(data), n_events, origins))
+            at += len(data)
+        parts.append(_BODY_CLOSE)
+        return cls(seq, lane, spans, b"".join(parts))
 
     @property
     def n_events(self) -> int:
@@ -58,10 +76,18 @@ class Batch:
 
     @property
     def size(self) -> int:
-        return _BODY_FIXED + sum(len(u.data) for u in self.users) + max(len(self.users) - 1, 0)
+        return len(self._body)
 
     def body(self) -> bytes:
-        return _BODY_OPEN + b",".join(u.data for u in self.users) + _BODY_CLOSE
+        return self._body
+
+    def user_data(self, index: int) -> bytes:
+        """The bytes of user `index` exactly as sent (for the rejected file, or a split)."""
+        user = self.users[index]
+        return self._body[user.start : user.end]
+
+    def parts(self) -> list[tuple[bytes, int, list[Origin]]]:
+        return [(self.user_data(i), u.n_events, u.origins) for i, u in enumerate(self.users)]
 
     def origins(self) -> Iterator[Origin]:
         for user in self.users:
@@ -105,12 +131,18 @@ class _OpenUser:
         self.origins = [origin]
         self.size = size
 
-    def to_batch_user(self) -> BatchUser:
-        parts = [_IDS_OPEN, self.ids_bytes]
+    def write(self, parts: list[bytes]) -> None:
+        """Append this user object's pieces to a body being built (joined once, at close)."""
+        parts += (_IDS_OPEN, self.ids_bytes)
         if self.props_bytes is not None:
-            parts += [_PROPS_OPEN, self.props_bytes]
-        parts += [_EVENTS_OPEN, b",".join(self.events), _USER_CLOSE]
-        return BatchUser(b"".join(parts), len(self.events), self.origins)
+            parts += (_PROPS_OPEN, self.props_bytes)
+        parts.append(_EVENTS_OPEN)
+        events = self.events
+        if len(events) == 1:
+            parts.append(events[0])
+        else:
+            parts.append(b",".join(events))
+        parts.append(_USER_CLOSE)
 
 
 class _OpenBatch:
@@ -172,15 +204,20 @@ class Packer:
     def lane_of(self, key: tuple[Any, ...]) -> int:
         return hash(key) % self.lanes
 
-    def add(self, part: UserPart) -> Packed:
-        """Add one part; returns the batches this closed (in lane order) and any set-asides."""
-        out = Packed()
+    def add(self, part: UserPart) -> Packed | None:
+        """Add one part. None: it went whole into its lane's open batch and closed nothing (the
+        common case, so it allocates nothing); otherwise the batches this closed (in lane
+        order), any events set aside, and how many pieces of the part were placed."""
         key = part.key
         lane = hash(key) % self.lanes if self.lanes > 1 else 0
-        events = [dumps(e) for e in part.events]
+        if len(part.events) == 1:  # most parts are one flat event: no comprehension frame
+            events = [dumps(part.events[0])]
+            joined = len(events[0])
+        else:
+            events = [dumps(e) for e in part.events]
+            joined = sum(map(len, events)) + len(events) - 1
         props = part.user_properties
         props_bytes = dumps(props) if props is not None else None
-        joined = sum(map(len, events)) + len(events) - 1
         batch = self._open[lane]
         user = batch.users.get(key)
         # The common case first: the whole part fits in the lane's open batch.
@@ -195,8 +232,7 @@ class Packer:
                         part.origin, size,
                     )  # fmt: skip
                     batch.size = total
-                    out.placed = 1
-                    return out
+                    return None
         else:
             ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
             events_size = user.events_size + 1 + joined
@@ -209,8 +245,8 @@ class Packer:
                 user.events_size, user.size = events_size, size
                 user.origins.append(part.origin)
                 batch.size = total
-                out.placed = 1
-                return out
+                return None
+        out = Packed()
         start = 0
         while start < len(events):
             start = self._add_events(lane, part, events, start, props_bytes, out)
@@ -292,8 +328,18 @@ class Packer:
         batch = self._open[lane]
         if batch.users:
             self._seq += 1
-            users = [u.to_batch_user() for u in batch.users.values()]
-            out.batches.append(Batch(self._seq, lane, users))
+            parts = [_BODY_OPEN]
+            spans = []
+            at = len(_BODY_OPEN)
+            for user in batch.users.values():
+                if spans:
+                    parts.append(b",")
+                    at += 1
+                user.write(parts)
+                spans.append(BatchUser(at, at + user.size, len(user.events), user.origins))
+                at += user.size
+            parts.append(_BODY_CLOSE)
+            out.batches.append(Batch(self._seq, lane, spans, b"".join(parts)))
         self._open[lane] = _OpenBatch()
 
     def flush(self) -> list[Batch]:

@@ -378,6 +378,7 @@ class Reader:
         Returns (n, off, rest of the chunk after the line), with rest None at end of input.
         """
         head = b"".join(parts)[: RAW_PREFIX_CHARS * 4]
+        last = parts[-1][-1:]  # the byte before a newline at the start of the next chunk
         while True:
             try:
                 data = read(CHUNK)
@@ -395,10 +396,12 @@ class Reader:
             nl = data.find(b"\n")
             if nl < 0:
                 size += len(data)
+                last = data[-1:]
                 continue
             n += 1
             off += size + nl + 1
-            yield self._too_large(n, off, size + nl, head)
+            cr = (data[nl - 1 : nl] if nl else last) == b"\r"  # CRLF: the CR is line end too
+            yield self._too_large(n, off, size + nl - cr, head)
             return n, off, data[nl + 1 :]
 
 

@@ -143,61 +143,66 @@ _KEY_TYPES = frozenset((str, int, float, type(None)))
 _NOT_FLAT = ("events", "users", "userIndex")
 _PRIMARY = contract.PRIMARY_IDENTIFIERS
 _DEFAULT_OPTIONS = ShapeOptions()
+_ABSENT = object()
 
 
-def _flat_fast(record: dict[str, Any], origin: Origin) -> UserPart | None:
-    """The common case, a valid flat event, in one pass; None sends it down the general path.
+def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
+    """The common case, a valid flat event with its identifiers at top level, in one pass.
 
-    This runs once per input record, so it repeats the contract's checks inline rather than
-    building a user object to check: the general path (and so the exact message) is taken for
-    anything unusual. It takes the parsed record over as the event, without a copy.
+    None sends the record down the general path, untouched. This runs once per input record,
+    so it repeats the contract's checks inline rather than building a user object to check;
+    the general path (and its exact message) takes anything unusual. The parsed record
+    becomes the event, without a copy.
     """
-    for name in _NOT_FLAT:
-        if name in record:
-            return None
-    ids = record.get("identifiers")
-    if ids is not None and type(ids) is not dict:
-        return None
-    props = record.get("user_properties")
-    if (props is not None and type(props) is not dict) or (
-        "user_properties" in record and not props
+    if (
+        "events" in record
+        or "users" in record
+        or "userIndex" in record
+        or ("identifiers" in record)
     ):
         return None
     event_name = record.get("event_name")
     if type(event_name) is not str or not event_name:
         return None
-    if "timestamp" in record:
-        if not contract.is_iso8601(record["timestamp"]):
-            return None
+    stamp = record.get("timestamp", _ABSENT)
+    if stamp is _ABSENT:
+        untimed = 1
+    elif contract.is_iso8601(stamp):
         untimed = 0
     else:
-        untimed = 1
-    if "revenue" in record and type(record["revenue"]) not in _NUMBER_TYPES:
         return None
-    if "event_value" in record and type(record["event_value"]) not in _NUMBER_TYPES:
+    value = record.get("revenue", 0)
+    if type(value) is not float and type(value) is not int:
         return None
-    identifiers = dict(ids) if ids else {}
-    popped = []
-    for name in _PRIMARY:
-        if name in record:
-            identifiers[name] = record.pop(name)
-            popped.append(name)
-    get = identifiers.get
-    key = (get("user_id"), get("email"), get("phone_number"), get("anon_id"))
+    value = record.get("event_value", 0)
+    if type(value) is not float and type(value) is not int:
+        return None
+    props = record.get("user_properties")
+    if (props is not None and type(props) is not dict) or (
+        props is None and "user_properties" in (record)
+    ):
+        return None
+    key = (
+        record.get("user_id"), record.get("email"), record.get("phone_number"),
+        record.get("anon_id"),
+    )  # fmt: skip
     usable = False
     for value in key:
         kind = type(value)
-        if kind not in _KEY_TYPES:
-            usable = False
-            break
-        if (kind is str and value) or kind is int or kind is float:
+        if kind is str:
+            usable = usable or value != ""
+        elif kind is int or kind is float:
             usable = True
-    if not usable:  # put the identifiers back for the general path's exact message
-        for name in popped:  # all of them: a top-level value wins over the nested one
-            record[name] = identifiers[name]
+        elif value is not None:
+            return None  # an unhashable or odd identifier: the general path says what to do
+    if not usable:
         return None
-    record.pop("identifiers", None)
-    record.pop("user_properties", None)
+    identifiers = {}
+    for name in _PRIMARY:
+        if name in record:
+            identifiers[name] = record.pop(name)
+    if props is not None:
+        del record["user_properties"]
     return UserPart(key, identifiers, props, [record], origin, untimed)
 
 
@@ -210,7 +215,7 @@ def shape(
     server takes; a bad record is set aside alone and the user's other records still go.
     """
     if type(record) is dict and not options.epoch_timestamps:
-        part = _flat_fast(record, origin)
+        part = fast_flat_event(record, origin)
         if part is not None and not (part.untimed and options.require_timestamp):
             return [part]
         if part is not None:

@@ -39,7 +39,7 @@ def test_split_halves_users() -> None:
     batch = batch_of(("a", 1), ("b", 2), ("c", 1))
     first, second = split(batch)
     assert [len(first.users), len(second.users)] == [1, 2]
-    assert first.users + second.users == batch.users
+    assert first.parts() + second.parts() == batch.parts()
     assert first.seq == second.seq == batch.seq and first.lane == batch.lane
 
 

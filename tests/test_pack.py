@@ -26,8 +26,9 @@ def pack_all(packer: Packer, parts: list[UserPart]) -> tuple[list[Batch], list[A
     too_big: list[Any] = []
     for p in parts:
         out = packer.add(p)
-        batches += out.batches
-        too_big += out.too_big
+        if out is not None:  # None: placed whole in an open batch, nothing closed
+            batches += out.batches
+            too_big += out.too_big
     batches += packer.flush()
     return batches, too_big
 

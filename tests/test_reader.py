@@ -110,7 +110,7 @@ def test_oversized_line_is_reported_with_a_prefix_and_not_parsed(tmp_path: Path)
     records = list(read_records(write(tmp_path, "x.ndjson", data), max_line_bytes=400))
     assert [r.line for r in records] == [1, 2, 3, 4]
     big, small = records[1], records[3]
-    assert big.error == "line too large: 300,009 bytes, a request may be at most 400 bytes"
+    assert big.error == "line too large: 300,008 bytes, a request may be at most 400 bytes"
     assert big.raw is not None and big.raw.endswith("…") and len(big.raw) == 1001
     assert small.error is not None and small.error.startswith("line too large: 508 bytes")
     assert records[2].value == {"n": 2}
