@@ -15,27 +15,23 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
-import orjson
 
 from revbridge_cli import __version__, reader
 from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
 from revbridge_cli.errors import UsageError
 from revbridge_cli.journal import Journal
+from revbridge_cli.ledger import Ledger
 from revbridge_cli.pack import Batch, Packed, Packer
 from revbridge_cli.records import Invalid, Origin, UserPart, fast_flat_event, shape
-from revbridge_cli.rejected import RejectedFile, row
 from revbridge_cli.resume import Durable, FilePlan
 from revbridge_cli.settings import SendSettings
-from revbridge_cli.summary import Summary, reason_of
+from revbridge_cli.summary import Summary
 from revbridge_cli.tracker import Tracker
 
 _YIELD_EVERY = 256  # records between two chances for the sender to run
-_MAX_EXAMPLES = 5
-_MAX_SOURCES = 20
 
 
 class Reporter(Protocol):
@@ -83,7 +79,8 @@ class Run:
         self.settings = settings
         self.reporter = reporter or NullReporter()
         self.summary = Summary(sent=settings.send, dry_run=settings.dry_run)
-        self.rejected = RejectedFile(settings.rejected, datetime.now(UTC))
+        self.ledger = Ledger(self.summary, settings.rejected)
+        self.rejected = self.ledger.rejected
         self.files: list[str] = []
         self.stopping: str | None = None  # why reading stopped early (signal, fatal answer)
         self.sender: Sender | None = None
@@ -98,7 +95,7 @@ class Run:
 
     def prepare(self) -> None:
         """Everything that can fail before a single request: exit 2 comes from here."""
-        self.files = reader.expand_inputs(self.settings.inputs)
+        self.files = self.ledger.files = reader.expand_inputs(self.settings.inputs)
         for path in self.files:
             reader.check_input(path)
             if not self.settings.state and reader.is_empty(path):  # with --state: not written yet
@@ -121,18 +118,16 @@ class Run:
             if self.settings.send and not self.settings.dry_run:
                 await self._send_all()
             else:
-                await self._produce(self._count_batch)
+                await self._produce(self.ledger.would_send)
                 for batch in self._packer_flush():
-                    self._count_batch(batch)
+                    self.ledger.would_send(batch)
         finally:
-            self.rejected.flush()
+            self.rejected.flush()  # before the journal says those records are done
             if self.durable is not None:
                 self.summary.records_skipped = self.durable.skipped_records
                 self.durable.close()
-            self.rejected.close()
+            self.ledger.close()
             self.summary.elapsed_seconds = time.monotonic() - started
-            self.summary.rejected_file = self.rejected.path if self.rejected.rows else None
-            self.summary.rejected_rows = self.rejected.rows
         return self.summary
 
     def request_stop(self, why: str) -> None:
@@ -243,12 +238,12 @@ class Run:
             tracker.read(origin, 1)  # held while its parts are packed
         if record.error is not None:
             where = f"{self._name(origin[0])}:{record.line}"
-            self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
+            self.ledger.set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, self.settings.shape)
             for item in items:
                 if isinstance(item, Invalid):
-                    self._set_aside(item, origin)
+                    self.ledger.set_aside(item, origin)
                     continue
                 self.summary.events_without_timestamp += item.untimed
                 if in_doubt is not None and record.line in in_doubt:
@@ -274,7 +269,7 @@ class Run:
         """What a packer call closed: set-asides to the file, batches to their lanes. With a
         tracker, the record is registered before its batches can finish."""
         for invalid, too_big_origin in packed.too_big:
-            self._set_aside(invalid, too_big_origin)
+            self.ledger.set_aside(invalid, too_big_origin)
         if tracker is not None:
             tracker.read(origin, packed.placed)
         for batch in packed.batches:
@@ -302,39 +297,6 @@ class Run:
 
     def _name(self, file_no: int) -> str:
         return self.files[file_no]
-
-    def _source(self, origins: Iterable[Origin]) -> str:
-        names = [f"{self._name(f)}:{line}" for f, line, _ in origins]
-        if len(names) > _MAX_SOURCES:
-            names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
-        return ", ".join(names)
-
-    def _set_aside(self, invalid: Invalid, origin: Origin) -> None:
-        self.summary.records_invalid += 1
-        self._note_reason(invalid.message, origin)
-        self.rejected.write(
-            row(
-                invalid.message,
-                kind="invalid",
-                source=self._source([origin]),
-                user=invalid.user,
-                raw=invalid.raw,
-            )
-        )
-
-    def _note_reason(self, message: str, origin: Origin | None) -> None:
-        self.summary.reasons[reason_of(message)] += 1
-        if len(self.summary.examples) < _MAX_EXAMPLES:
-            where = self._source([origin]) if origin else ""
-            text = message if message.startswith(where) else f"{where}: {message}"
-            self.summary.examples.append(text)
-
-    def _count_batch(self, batch: Batch) -> None:
-        """Dry run and validate: what would have gone out."""
-        self.summary.batches += 1
-        self.summary.users_sent += len(batch.users)
-        self.summary.events_sent += batch.n_events
-        self.summary.bytes_sent += batch.size
 
     def _report_progress(self) -> None:
         done = self._bytes_done + self._bytes_in_file
@@ -467,51 +429,11 @@ class Run:
                 self._record(Outcome(batch, undelivered=why))
 
     def _on_attempt(self, attempt: Attempt) -> None:
-        self.summary.requests += 1
-        self.summary.bytes_sent += attempt.body_bytes
-        if attempt.retry_in is not None:
-            self.summary.retries += 1
+        self.ledger.attempt(attempt)
         self.reporter.attempt(attempt)
 
     def _record(self, outcome: Outcome) -> None:
-        summary = self.summary
-        batch = outcome.batch
-        summary.users_sent += len(batch.users)
-        summary.events_sent += batch.n_events
-        if outcome.in_doubt_resent:
-            summary.possible_duplicate_events += batch.n_events
-        if outcome.undelivered:
-            summary.users_undelivered += len(batch.users)
-            summary.events_undelivered += batch.n_events
-            for index, user in enumerate(batch.users):
-                self._note_reason(outcome.undelivered, user.origins[0] if user.origins else None)
-                self.rejected.write(
-                    row(
-                        outcome.undelivered,
-                        kind="undelivered",
-                        trace_id=outcome.trace_id,
-                        user=orjson.loads(batch.user_data(index)),
-                        source=self._source(user.origins),
-                    )
-                )
-            return
-        summary.users_accepted += outcome.accepted_users
-        summary.events_accepted += outcome.accepted_events
-        for index, message in sorted(outcome.rejected.items()):
-            user = batch.users[index]
-            summary.users_rejected += 1
-            summary.events_rejected += user.n_events
-            self._note_reason(message, user.origins[0] if user.origins else None)
-            self.rejected.write(
-                row(
-                    message,
-                    kind="rejected",
-                    user_index=index,
-                    trace_id=outcome.trace_id,
-                    user=orjson.loads(batch.user_data(index)),
-                    source=self._source(user.origins),
-                )
-            )
+        self.ledger.outcome(outcome)
         self._report_progress()
 
     # ---- signals ------------------------------------------------------------------------

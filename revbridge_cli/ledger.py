@@ -1,0 +1,114 @@
+"""The ledger: where every user's fate is written down, as counters and as rejected rows.
+
+Whatever happens to a record (set aside before sending, rejected by the server, undelivered,
+accepted) passes through here exactly once, so the summary's figures and the rejected file
+always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import orjson
+
+from revbridge_cli.deliver import Attempt, Outcome
+from revbridge_cli.pack import Batch
+from revbridge_cli.records import Invalid, Origin
+from revbridge_cli.rejected import RejectedFile, row
+from revbridge_cli.summary import Summary, reason_of
+
+_MAX_EXAMPLES = 5
+_MAX_SOURCES = 20
+
+
+class Ledger:
+    def __init__(self, summary: Summary, rejected_path: str | None) -> None:
+        self.summary = summary
+        self.rejected = RejectedFile(rejected_path, datetime.now(UTC))
+        self.files: list[str] = []  # file number -> name, for `source`
+
+    def source(self, origins: Iterable[Origin]) -> str:
+        """`file:line`, several joined; a user merged from thousands of records is cut short."""
+        names = [f"{self.files[f]}:{line}" for f, line, _ in origins]
+        if len(names) > _MAX_SOURCES:
+            names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
+        return ", ".join(names)
+
+    def set_aside(self, invalid: Invalid, origin: Origin) -> None:
+        """A record that never went out: unreadable, invalid, or too big for any request."""
+        self.summary.records_invalid += 1
+        self._note_reason(invalid.message, origin)
+        self.rejected.write(
+            row(
+                invalid.message,
+                kind="invalid",
+                source=self.source([origin]),
+                user=invalid.user,
+                raw=invalid.raw,
+            )
+        )
+
+    def _note_reason(self, message: str, origin: Origin | None) -> None:
+        self.summary.reasons[reason_of(message)] += 1
+        if len(self.summary.examples) < _MAX_EXAMPLES:
+            where = self.source([origin]) if origin else ""
+            text = message if message.startswith(where) else f"{where}: {message}"
+            self.summary.examples.append(text)
+
+    def would_send(self, batch: Batch) -> None:
+        """Dry run and validate: what would have gone out."""
+        summary = self.summary
+        summary.batches += 1
+        summary.users_sent += len(batch.users)
+        summary.events_sent += batch.n_events
+        summary.bytes_sent += batch.size
+
+    def attempt(self, attempt: Attempt) -> None:
+        self.summary.requests += 1
+        self.summary.bytes_sent += attempt.body_bytes
+        if attempt.retry_in is not None:
+            self.summary.retries += 1
+
+    def outcome(self, outcome: Outcome) -> None:
+        """A batch's verdict: counters, and a row for every user that was not accepted."""
+        summary = self.summary
+        batch = outcome.batch
+        summary.users_sent += len(batch.users)
+        summary.events_sent += batch.n_events
+        if outcome.in_doubt_resent:
+            summary.possible_duplicate_events += batch.n_events
+        if outcome.undelivered:
+            summary.users_undelivered += len(batch.users)
+            summary.events_undelivered += batch.n_events
+            for index in range(len(batch.users)):
+                self._user_row(batch, index, outcome.undelivered, "undelivered", outcome)
+            return
+        summary.users_accepted += outcome.accepted_users
+        summary.events_accepted += outcome.accepted_events
+        for index, message in sorted(outcome.rejected.items()):
+            summary.users_rejected += 1
+            summary.events_rejected += batch.users[index].n_events
+            self._user_row(batch, index, message, "rejected", outcome)
+
+    def _user_row(
+        self, batch: Batch, index: int, message: str, kind: str, outcome: Outcome
+    ) -> None:
+        user = batch.users[index]
+        self._note_reason(message, user.origins[0] if user.origins else None)
+        self.rejected.write(
+            row(
+                message,
+                kind=kind,
+                user_index=index if kind == "rejected" else None,
+                trace_id=outcome.trace_id,
+                user=orjson.loads(batch.user_data(index)),
+                source=self.source(user.origins),
+            )
+        )
+
+    def close(self) -> None:
+        self.rejected.flush()
+        self.rejected.close()
+        self.summary.rejected_file = self.rejected.path if self.rejected.rows else None
+        self.summary.rejected_rows = self.rejected.rows
