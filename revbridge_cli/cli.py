@@ -281,7 +281,12 @@ def send(
                 sb = stack.enter_context(Sandbox())
                 connection = Connection(sb.url, Secret(sb.api_key), sb.customer_id)
                 if not quiet:
-                    typer.echo(f"sandbox: {sb.url} (stored in {sb.db_path})", err=True)
+                    typer.echo(
+                        f"sandbox: {sb.url} (a temporary database; to keep what "
+                        "arrives, run `revbridge sandbox --db PATH` and send there)",
+                        err=True,
+                    )
+                    stack.callback(_sandbox_received, sb)
             elif not dry_run:
                 require_credentials(connection)
             _warn(resolved.warnings, quiet)
@@ -319,6 +324,16 @@ _SEND_FLAGS = frozenset(
         "log_file",
     )
 )
+
+
+def _sandbox_received(sb: Any) -> None:
+    """What the embedded sandbox stored: the proof that the events arrived."""
+    stats = sb.stats()
+    typer.echo(
+        f"sandbox: stored {stats['events_accepted']:,} events of {stats['users_accepted']:,} "
+        f"users in {stats['requests']:,} requests",
+        err=True,
+    )
 
 
 def _warn(warnings: list[str], quiet: bool) -> None:
