@@ -86,6 +86,7 @@ class AdaptiveLimit:
         self.maximum = maximum
         self.minimum = min(minimum, maximum)
         self.limit = float(maximum)
+        self.lowest = maximum  # for the summary: how far the server pushed us back
         self.in_flight = 0
         self._cond = asyncio.Condition()
         self._baseline: float | None = None
@@ -111,6 +112,7 @@ class AdaptiveLimit:
         if congested:
             if now - self._last_cut > 1.0:  # one cut per second, not one per failed request
                 self.limit = max(float(self.minimum), self.limit / 2)
+                self.lowest = min(self.lowest, int(self.limit))
                 self._last_cut = now
         else:
             self.limit = min(float(self.maximum), self.limit + 1 / max(self.limit, 1.0))

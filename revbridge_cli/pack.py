@@ -33,6 +33,12 @@ _USER_FIXED = len(_IDS_OPEN) + len(_EVENTS_OPEN) + len(_USER_CLOSE)
 dumps = orjson.dumps  # the one serializer of request bytes: compact UTF-8, no NaN
 
 
+def _owned(data: bytes) -> bytes:
+    """A right-sized copy. orjson's output keeps a 4 KiB buffer whatever its length: fine for
+    bytes that die young, ruinous for the thousands an open batch holds (8 MB a lane)."""
+    return memoryview(data).tobytes()
+
+
 @dataclass(slots=True)
 class BatchUser:
     """One user object of a batch: where its bytes are in the body, its events and origins."""
@@ -103,11 +109,12 @@ def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int
 class _OpenUser:
     """A user still growing in an open batch. Sizes are kept as it grows: this is the hot path.
 
-    `events_size` is the events' bytes joined by commas; `size` the whole user object's.
+    `events` holds the events' bytes joined by commas, in a bytearray that owns its memory
+    (see `_owned`); `size` is the whole user object's.
     """
 
     __slots__ = (
-        "events", "events_size", "identifiers", "ids_bytes", "origins", "props", "props_bytes",
+        "events", "identifiers", "ids_bytes", "n_events", "origins", "props", "props_bytes",
         "size",
     )  # fmt: skip
 
@@ -117,8 +124,8 @@ class _OpenUser:
         ids_bytes: bytes,
         props: dict[str, Any] | None,
         props_bytes: bytes | None,
-        events: list[bytes],
-        events_size: int,
+        events: bytearray,
+        n_events: int,
         origin: Origin,
         size: int,
     ) -> None:
@@ -127,7 +134,7 @@ class _OpenUser:
         self.props = props
         self.props_bytes = props_bytes
         self.events = events
-        self.events_size = events_size
+        self.n_events = n_events
         self.origins = [origin]
         self.size = size
 
@@ -136,13 +143,7 @@ class _OpenUser:
         parts += (_IDS_OPEN, self.ids_bytes)
         if self.props_bytes is not None:
             parts += (_PROPS_OPEN, self.props_bytes)
-        parts.append(_EVENTS_OPEN)
-        events = self.events
-        if len(events) == 1:
-            parts.append(events[0])
-        else:
-            parts.append(b",".join(events))
-        parts.append(_USER_CLOSE)
+        parts += (_EVENTS_OPEN, self.events, _USER_CLOSE)
 
 
 class _OpenBatch:
@@ -170,7 +171,7 @@ def _merged(
     if part.identifiers != ids:
         merged = {**ids, **part.identifiers}
         if merged != ids:
-            ids, ids_bytes = merged, dumps(merged)
+            ids, ids_bytes = merged, _owned(dumps(merged))
     props, pbytes = user.props, user.props_bytes
     if part.user_properties is not None:
         if props is None:
@@ -178,7 +179,7 @@ def _merged(
         else:
             merged = {**props, **part.user_properties}
             if merged != props:
-                props, pbytes = merged, dumps(merged)
+                props, pbytes = merged, _owned(dumps(merged))
     return ids, ids_bytes, props, pbytes
 
 
@@ -217,32 +218,37 @@ class Packer:
             events = [dumps(e) for e in part.events]
             joined = sum(map(len, events)) + len(events) - 1
         props = part.user_properties
-        props_bytes = dumps(props) if props is not None else None
+        props_bytes = _owned(dumps(props)) if props is not None else None
         batch = self._open[lane]
         user = batch.users.get(key)
         # The common case first: the whole part fits in the lane's open batch.
         if user is None:
             if len(batch.users) < self.max_users:
-                ids_bytes = dumps(part.identifiers)
+                ids_bytes = _owned(dumps(part.identifiers))
                 size = _user_size(len(ids_bytes), props_bytes, joined)
                 total = batch.size + size + (1 if batch.users else 0)
                 if total <= self.max_bytes:
+                    data = (
+                        bytearray(events[0]) if len(events) == 1 else bytearray(b",".join(events))
+                    )
                     batch.users[key] = _OpenUser(
-                        part.identifiers, ids_bytes, props, props_bytes, events, joined,
+                        part.identifiers, ids_bytes, props, props_bytes, data, len(events),
                         part.origin, size,
                     )  # fmt: skip
                     batch.size = total
                     return None
         else:
             ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
-            events_size = user.events_size + 1 + joined
+            events_size = len(user.events) + 1 + joined
             size = _user_size(len(ids_bytes), pbytes, events_size)
             total = batch.size - user.size + size
             if total <= self.max_bytes:
                 user.identifiers, user.ids_bytes = ids, ids_bytes
                 user.props, user.props_bytes = props, pbytes
-                user.events.extend(events)
-                user.events_size, user.size = events_size, size
+                user.events += b","
+                user.events += events[0] if len(events) == 1 else b",".join(events)
+                user.n_events += len(events)
+                user.size = size
                 user.origins.append(part.origin)
                 batch.size = total
                 return None
@@ -271,13 +277,13 @@ class Packer:
             if len(batch.users) >= self.max_users:
                 self._close(lane, out)
                 batch = self._open[lane]
-            ids, ids_bytes = part.identifiers, dumps(part.identifiers)
+            ids, ids_bytes = part.identifiers, _owned(dumps(part.identifiers))
             props, pbytes = part.user_properties, props_bytes
             old_size, comma, count, events_size = 0, 1 if batch.users else 0, 0, 0
         else:
             ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
             old_size, comma = user.size, 0
-            count, events_size = len(user.events), user.events_size
+            count, events_size = user.n_events, len(user.events)
         fixed = _user_size(len(ids_bytes), pbytes, 0)
         room = self.max_bytes - (batch.size - old_size + comma + fixed + events_size)
         taken = 0
@@ -300,15 +306,19 @@ class Packer:
         size = fixed + events_size
         chunk = events[start : start + taken]
         if user is None:
-            user = _OpenUser(ids, ids_bytes, props, pbytes, chunk, events_size, part.origin, size)
+            data = bytearray(b",".join(chunk))
+            user = _OpenUser(ids, ids_bytes, props, pbytes, data, taken, part.origin, size)
             batch.users[part.key] = user
             batch.size += size + comma
         else:
             batch.size += size - old_size
             user.identifiers, user.ids_bytes = ids, ids_bytes
             user.props, user.props_bytes = props, pbytes
-            user.events.extend(chunk)
-            user.events_size, user.size = events_size, size
+            if user.n_events:
+                user.events += b","
+            user.events += b",".join(chunk)
+            user.n_events += taken
+            user.size = size
             user.origins.append(part.origin)
         out.placed += 1
         return start + taken
@@ -336,7 +346,7 @@ class Packer:
                     parts.append(b",")
                     at += 1
                 user.write(parts)
-                spans.append(BatchUser(at, at + user.size, len(user.events), user.origins))
+                spans.append(BatchUser(at, at + user.size, user.n_events, user.origins))
                 at += user.size
             parts.append(_BODY_CLOSE)
             out.batches.append(Batch(self._seq, lane, spans, b"".join(parts)))

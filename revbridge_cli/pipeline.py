@@ -342,6 +342,7 @@ class Run:
                 for w in workers:
                     w.cancel()
                 self._remove_signals(loop)
+        self.summary.concurrency_lowest = self.sender.limit.lowest
         if self.sender.fatal is not None:
             self.summary.fatal = self.sender.fatal.message
 

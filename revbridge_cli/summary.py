@@ -28,6 +28,7 @@ class Summary:
     bytes_sent: int = 0
     batches: int = 0
     possible_duplicate_events: int = 0
+    concurrency_lowest: int | None = None  # in flight at most, at the server's worst
     events_pending: int = 0  # with --state: not sent because of a stop; the next run sends them
     records_skipped: int = 0  # with --state: settled by an earlier run
     events_without_timestamp: int = 0
@@ -81,6 +82,8 @@ class Summary:
                 ),
                 ("requests (retries)", f"{self.requests:,} ({self.retries:,})"),
             ]
+            if self.concurrency_lowest is not None and self.retries:
+                out.append(("concurrency at its lowest", f"{self.concurrency_lowest}"))
             if self.records_skipped:
                 out.append(("records done by earlier runs", f"{self.records_skipped:,}"))
             if self.events_pending:

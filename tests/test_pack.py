@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
@@ -191,3 +192,56 @@ def test_max_users_out_of_range_is_refused(max_users: int) -> None:
 def test_max_bytes_too_small_is_refused() -> None:
     with pytest.raises(ValueError, match="too small"):
         Packer(max_bytes=10)
+
+
+def test_random_streams_keep_limits_order_and_every_event() -> None:
+    """Many random mixes of flat events and fat user records, under random limits: every
+    body is exactly its counted size and within both limits, each user's events keep their
+    input order across batches, and every event is either in a batch or set aside."""
+    rng = random.Random(5)
+    for _ in range(150):
+        max_users = rng.choice([1, 2, 3, 10, 1000])
+        max_bytes = rng.choice([300, 600, 2000, 100_000])
+        packer = Packer(lanes=rng.choice([1, 2, 4]), max_users=max_users, max_bytes=max_bytes)
+        batches: list[Batch] = []
+        too_big = 0
+        expected: dict[str, list[tuple[int, int]]] = {}
+        for i in range(rng.randint(1, 120)):
+            user = f"u{rng.randrange(8)}"
+            record: dict[str, Any]
+            if rng.random() < 0.2:
+                record = {
+                    "identifiers": {"user_id": user, "first_name": rng.choice("ab")},
+                    "user_properties": {"k": i},
+                    "events": [
+                        {"event_name": "e", "seq": [i, j], "pad": "x" * rng.randrange(400)}
+                        for j in range(rng.randint(1, 6))
+                    ],
+                }
+            else:
+                record = {"user_id": user, "event_name": "e", "seq": [i, 0]}
+                record["pad"] = "x" * rng.randrange(300)
+                if rng.random() < 0.3:
+                    record["user_properties"] = {"k": i}
+            for item in shape(record, (0, i, 0)):
+                assert isinstance(item, UserPart)
+                expected.setdefault(user, []).extend(tuple(e["seq"]) for e in item.events)
+                out = packer.add(item)
+                if out is not None:
+                    batches += out.batches
+                    too_big += len(out.too_big)
+        batches += packer.flush()
+        got: dict[str, list[tuple[int, int]]] = {}
+        for batch in batches:
+            body = batch.body()
+            assert len(body) == batch.size <= max_bytes
+            assert len(batch.users) <= max_users
+            for i, user_obj in enumerate(orjson.loads(body)["users"]):
+                assert orjson.loads(batch.user_data(i)) == user_obj
+                assert batch.users[i].n_events == len(user_obj["events"])
+                got.setdefault(user_obj["identifiers"]["user_id"], []).extend(
+                    tuple(e["seq"]) for e in user_obj["events"]
+                )
+        for user, seen in got.items():
+            assert seen == [s for s in expected[user] if s in set(seen)]
+        assert sum(map(len, got.values())) + too_big == sum(map(len, expected.values()))
