@@ -43,17 +43,22 @@ def _is_input_name(name: str) -> bool:
     return base.endswith(INPUT_SUFFIXES)
 
 
+def os_error(source: str, exc: OSError, doing: str = "read") -> InputError:
+    """One wording for the OS's refusals, wherever a file is stat'ed or opened."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError(source, "no such file")
+    if isinstance(exc, PermissionError):
+        return InputError(source, "permission denied")
+    return InputError(source, f"cannot {doing}: {exc.strerror or exc}")
+
+
 def _check_file(path: str) -> None:
     """Raise for what `stat` and `access` can tell without opening the file."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
     except OSError as e:
-        raise InputError(path, f"cannot read: {e.strerror or e}") from None
-    # FIFOs are allowed on purpose: `revbridge import <(zcat a.gz)` passes /dev/fd/N.
+        raise os_error(path, e) from None
+    # FIFOs are allowed on purpose: `revbridge send <(zcat a.gz)` passes /dev/fd/N.
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
         raise InputError(path, "not a regular file (a device, socket or other special file)")
     if not os.access(path, os.R_OK):

@@ -445,12 +445,12 @@ class Run:
             (signal.SIGINT, "interrupted (Ctrl-C)"),
             (signal.SIGTERM, "terminated (SIGTERM)"),
         ):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            with contextlib.suppress(RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self._on_signal, signum, name)
 
     def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            with contextlib.suppress(RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
 
     def _on_signal(self, signum: int, name: str) -> None:

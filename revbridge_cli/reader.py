@@ -42,6 +42,7 @@ from revbridge_cli.inputs import (
     expand_inputs,
     file_identity,
     is_empty,
+    os_error,
     same_file,
 )
 from revbridge_cli.jsondoc import iter_document
@@ -165,12 +166,8 @@ class Reader:
         else:
             try:
                 f = open(self.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
-            except FileNotFoundError:
-                raise InputError(src, "no such file") from None
-            except PermissionError:
-                raise InputError(src, "permission denied") from None
             except OSError as e:
-                raise InputError(src, f"cannot open: {e.strerror or e}") from None
+                raise os_error(src, e, "open") from None
             st = os.fstat(f.fileno())
             if stat.S_ISREG(st.st_mode):
                 self.total_bytes = st.st_size

@@ -7,8 +7,8 @@ without opening a flame graph. py-spy samples from outside the process, so the r
 slowed by instrumentation the way cProfile would slow it.
 
     pip install py-spy            # it needs ptrace: run as root, or allow it in the container
-    python bench/profile.py                      # 1,000,000 events
-    python bench/profile.py --events 200000 --top 30
+    python bench/profile_send.py                      # 1,000,000 events
+    python bench/profile_send.py --events 200000 --top 30
 
 Writes bench/results/profile.md (the summary) and bench/data/profile.raw (the stacks; load it
 in speedscope.app or feed it to flamegraph.pl for a picture).
