@@ -105,7 +105,10 @@ SLOW_SEND = ["--max-users", "10", "--concurrency", "1", "--retry-initial-delay",
 def test_terminal_shows_live_progress_then_a_summary_table(sb: Sandbox, tmp_path: Path) -> None:
     sb.faults = Faults(latency=0.03, fail_requests=(2,))
     data = many_users(tmp_path)
-    output, code = pty_run(["send", str(data), *SLOW_SEND], tty_env(sb), tmp_path)
+    # a retry wait long enough for the display (refreshed every 0.1 s) to show it, even on a
+    # loaded machine
+    args = ["send", str(data), "--max-users", "10", "--concurrency", "1"]
+    output, code = pty_run([*args, "--retry-initial-delay", "0.8"], tty_env(sb), tmp_path)
     assert code == 0, output
     assert "\x1b[" in output and colour_codes(output)  # a live display, drawn in colour
     text = visible(output)
