@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -504,3 +506,53 @@ def test_db_file_is_kept(tmp_path: Any) -> None:
         assert post(c, VENDOR_REQUEST).status_code == 202
     assert db.exists()
     assert len(sb.events()) == 1
+
+
+def test_profiles_fold_in_bulk_and_read_right_before_and_after(
+    client: httpx.Client, sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Profile updates are appended with each request and folded into `profiles` in bulk: the
+    merge must be the same whether a read comes before a fold, after one, or across several."""
+    from revbridge_cli.sandbox import store
+
+    monkeypatch.setattr(store, "FOLD_EVERY", 2)  # fold after every second user
+    for n in range(5):
+        props = {"n": n, f"only_{n}": True}
+        post(client, {"users": [valid_user("u1", user_properties=props), valid_user(f"v{n}")]})
+    profile = sb.profiles()['["u1",null,null,null]']
+    assert profile["user_properties"] == {"n": 4, **{f"only_{n}": True for n in range(5)}}
+    assert len(sb.profiles()) == 6
+    assert store.db_stats(sb.db_path)["profiles"] == 6
+    conn = sqlite3.connect(sb.db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM profile_updates").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_profiles_read_right_with_updates_not_folded_yet(tmp_path: Path) -> None:
+    """A sandbox killed mid-run leaves updates unfolded; reading the file still merges them."""
+    from revbridge_cli.sandbox import store
+
+    db = tmp_path / "kept.db"
+    with (
+        Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, db=db) as sandbox,
+        httpx.Client(base_url=sandbox.url) as http,
+    ):
+        post(http, {"users": [valid_user("u1", user_properties={"tier": "gold"})]})
+        post(http, {"users": [valid_user("u1", user_properties={"tier": "platinum"})]})
+    conn = sqlite3.connect(db)
+    try:  # undo the fold done at exit, as if the process had been killed before it
+        conn.execute("DELETE FROM profiles")
+        conn.execute(
+            "INSERT INTO profile_updates (user_key, identifiers, user_properties, updated_at)"
+            ' VALUES (\'["u1",null,null,null]\', \'{"user_id":"u1"}\', \'{"tier":"gold"}\','
+            " 'a'), ('[\"u1\",null,null,null]', '{\"user_id\":\"u1\"}',"
+            " '{\"tier\":\"platinum\"}', 'b')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    profiles = store.read_profiles(db)
+    assert profiles['["u1",null,null,null]']["user_properties"] == {"tier": "platinum"}
+    assert store.db_stats(db)["profiles"] == 1
