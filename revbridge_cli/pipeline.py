@@ -81,7 +81,6 @@ class Run:
         self.reporter = reporter or NullReporter()
         self.summary = Summary(sent=settings.send, dry_run=settings.dry_run)
         self.ledger = Ledger(self.summary, settings.rejected)
-        self.rejected = self.ledger.rejected
         self.files: list[str] = []
         self.stopping: str | None = None  # why reading stopped early (signal, fatal answer)
         self.sender: Sender | None = None
@@ -120,10 +119,10 @@ class Run:
                 await self._send_all()
             else:
                 await self._produce(self.ledger.would_send)
-                for batch in self._packer_flush():
+                for batch in self.packer.flush():
                     self.ledger.would_send(batch)
         finally:
-            self.rejected.flush()  # before the journal says those records are done
+            self.ledger.rejected.flush()  # before the journal says those records are done
             if self.durable is not None:
                 self.summary.records_skipped = self.durable.skipped_records
                 self.durable.close()
@@ -293,9 +292,6 @@ class Run:
         if asyncio.iscoroutine(result):
             await result
 
-    def _packer_flush(self) -> list[Batch]:
-        return self.packer.flush()
-
     def _name(self, file_no: int) -> str:
         return self.files[file_no]
 
@@ -332,7 +328,7 @@ class Run:
             workers = [asyncio.create_task(self._worker(q)) for q in queues]
             try:
                 await self._produce(lambda b: self._put(queues[b.lane], b))
-                for batch in self._packer_flush():
+                for batch in self.packer.flush():
                     await self._put(queues[batch.lane], batch)
                 for q in queues:
                     if not await self._put(q, None):
@@ -415,7 +411,7 @@ class Run:
                 for outcome in outcomes:
                     self._record(outcome)
                 if self.durable:
-                    self.rejected.flush()
+                    self.ledger.rejected.flush()
                     self.durable.batch_done(batch)
                     self.durable.commit()
             if self.sender.fatal is not None:
