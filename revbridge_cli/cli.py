@@ -7,7 +7,9 @@ import getpass
 import io
 import os
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from typing import IO, Annotated, Any
 
 import orjson
@@ -15,7 +17,6 @@ import typer
 
 from revbridge_cli import __version__, contract
 from revbridge_cli.config import (
-    Connection,
     Resolved,
     Secret,
     render,
@@ -70,6 +71,7 @@ Inputs = Annotated[
     typer.Argument(
         help="NDJSON or JSON files (.gz read transparently), directories, globs, or - for stdin.",
         show_default=False,
+        metavar="FILES",
     ),
 ]
 Format = Annotated[
@@ -269,39 +271,46 @@ def send(
     """Send events from files to RevBridge: stream, group by user, pack, deliver, and keep
     every record that did not go in a rejected file you can fix and send again."""
     flags = {k: v for k, v in locals().items() if k in _SEND_FLAGS}
-    with ExitStack() as stack:
-        try:
-            if api_key_file == "-" and "-" in inputs:
-                raise UsageError("--api-key-file - and input - cannot both read standard input")
-            resolved = _resolve(flags, config, profile)
-            connection = resolved.connection
-            if sandbox:
-                from revbridge_cli.sandbox import Sandbox
-
-                sb = stack.enter_context(Sandbox())
-                connection = Connection(sb.url, Secret(sb.api_key), sb.customer_id)
-                if not quiet:
-                    typer.echo(
-                        f"sandbox: {sb.url} (a temporary database; to keep what "
-                        "arrives, run `revbridge sandbox --db PATH` and send there)",
-                        err=True,
-                    )
-                    stack.callback(_sandbox_received, sb)
-            elif not dry_run:
-                require_credentials(connection)
-            _warn(resolved.warnings, quiet)
-            settings = build_settings(
-                inputs,
-                connection,
-                resolved.options,
-                fmt=_check_format(fmt),
-                dry_run=dry_run,
-                restart_changed=restart_changed,
-            )
-        except (UsageError, ValueError) as exc:
-            _fail(str(exc))
-        code = _run(settings, json_out=json_out, quiet=quiet)
+    try:
+        if api_key_file == "-" and "-" in inputs:
+            raise UsageError("--api-key-file - and input - cannot both read standard input")
+        resolved = _resolve(flags, config, profile)
+        if not sandbox and not dry_run:
+            require_credentials(resolved.connection)
+        _warn(resolved.warnings, quiet)
+        settings = build_settings(
+            inputs,
+            resolved.connection,
+            resolved.options,
+            fmt=_check_format(fmt),
+            dry_run=dry_run,
+            restart_changed=restart_changed,
+        )
+    except (UsageError, ValueError) as exc:
+        _fail(str(exc))
+    code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
     raise typer.Exit(int(code))
+
+
+@contextmanager
+def _embedded_sandbox(settings: SendSettings, quiet: bool) -> Iterator[SendSettings]:
+    """`--sandbox`: a local server on a free loopback port, and the settings to reach it.
+
+    Started only once the inputs are known to be readable, so a typo costs no server."""
+    from revbridge_cli.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        if not quiet:
+            typer.echo(
+                f"sandbox: {sb.url} (a temporary database; to keep what arrives, run "
+                "`revbridge sandbox --db PATH` and send there)",
+                err=True,
+            )
+        yield replace(
+            settings, base_url=sb.url, api_key=Secret(sb.api_key), customer_id=sb.customer_id
+        )
+        if not quiet:
+            _sandbox_received(sb)
 
 
 _SEND_FLAGS = frozenset(
@@ -326,7 +335,7 @@ _SEND_FLAGS = frozenset(
 )
 
 
-def _sandbox_received(sb: Any) -> None:
+def _sandbox_received(sb: Any) -> None:  # Any: the sandbox is imported only when used
     """What the embedded sandbox stored: the proof that the events arrived."""
     stats = sb.stats()
     typer.echo(
@@ -401,7 +410,7 @@ def _fail(message: str, code: Exit = Exit.USAGE) -> None:
     raise typer.Exit(int(code))
 
 
-def _run(settings: SendSettings, *, json_out: bool, quiet: bool) -> Exit:
+def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
     from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
     from revbridge_cli.pipeline import Run
 
@@ -419,7 +428,9 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool) -> Exit:
         run.reporter.close()
         _fail(str(exc), Exit.LOCKED)
     try:
-        summary = asyncio.run(run.execute())
+        with _embedded_sandbox(settings, quiet) if sandbox else nullcontext(settings) as ready:
+            run.settings = ready
+            summary = asyncio.run(run.execute())
     except BaseException:  # a live display must not leave the terminal without its cursor
         run.reporter.close()
         raise
