@@ -202,9 +202,6 @@ class Packer:
         self._open = [_OpenBatch() for _ in range(lanes)]
         self._seq = 0
 
-    def lane_of(self, key: tuple[Any, ...]) -> int:
-        return hash(key) % self.lanes
-
     def add(self, part: UserPart) -> Packed | None:
         """Add one part. None: it went whole into its lane's open batch and closed nothing (the
         common case, so it allocates nothing); otherwise the batches this closed (in lane
@@ -358,9 +355,3 @@ class Packer:
         for lane in range(self.lanes):
             self._close(lane, out)
         return out.batches
-
-    def pending_origins(self) -> Iterator[Origin]:
-        """Origins still held in open batches (not yet handed to the sender)."""
-        for batch in self._open:
-            for user in batch.users.values():
-                yield from user.origins

@@ -174,15 +174,6 @@ def test_batches_get_increasing_sequence_numbers() -> None:
     assert [b.seq for b in batches] == [1, 2, 3, 4, 5]
 
 
-def test_pending_origins_are_the_open_batches() -> None:
-    packer = Packer()
-    packer.add(part("a", 1))
-    packer.add(part("b", 2))
-    assert sorted(o[1] for o in packer.pending_origins()) == [1, 2]
-    packer.flush()
-    assert list(packer.pending_origins()) == []
-
-
 @pytest.mark.parametrize("max_users", [0, contract.MAX_USERS + 1])
 def test_max_users_out_of_range_is_refused(max_users: int) -> None:
     with pytest.raises(ValueError, match="max_users"):
