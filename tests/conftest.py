@@ -14,13 +14,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+import sandbox_helpers
 
 from revbridge_cli.sandbox import Faults, Sandbox
 
 API_KEY = "rbk_test_0123456789abcdef"
 CUSTOMER_ID = "cust_test"
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    """The sandbox of the contract and fault tests (their requests carry sandbox_helpers' keys);
+    test_operator.py has its own."""
+    with Sandbox(api_key=sandbox_helpers.API_KEY, customer_id=sandbox_helpers.CUSTOMER_ID) as sb:
+        yield sb
+
+
+@pytest.fixture
+def client(sb: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sb.url, timeout=10) as c:
+        yield c
 
 
 @pytest.fixture

@@ -37,18 +37,6 @@ IDENTIFIER_REQUIRED = (
 )
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sb.url, timeout=10) as c:
-        yield c
-
-
 def assert_trace(response: httpx.Response) -> str:
     trace_id = response.json()["trace_id"]
     assert uuid.UUID(trace_id).version == 4

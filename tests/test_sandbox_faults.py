@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,18 +11,6 @@ from sandbox_helpers import API_KEY, CUSTOMER_ID, VENDOR_REQUEST, body_of_size, 
 
 from revbridge_cli.sandbox import Faults, Sandbox
 from revbridge_cli.sandbox.faults import Decision, parse_numbers
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sb.url, timeout=10) as c:
-        yield c
 
 
 def one_user(i: int) -> dict[str, list[dict[str, object]]]:
@@ -221,3 +208,23 @@ def test_faults_at_construction() -> None:
     with Sandbox(faults=Faults(fail_requests=(1,))) as sb, httpx.Client(base_url=sb.url) as c:
         assert post(c, VENDOR_REQUEST, headers=sb.headers).status_code == 503
         assert post(c, VENDOR_REQUEST, headers=sb.headers).status_code == 202
+
+
+def test_reject_user_ids_refuses_listed_users_the_rules_pass(
+    sb: Sandbox, client: httpx.Client
+) -> None:
+    from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE
+
+    sb.faults = Faults(reject_user_ids=("u2",))
+    users = [valid_user("u1"), valid_user("u2"), {"events": []}]
+    response = post(client, {"users": users})
+    assert response.status_code == 202
+    assert response.json()["errors"] == [
+        {"userIndex": 1, "message": REJECTED_USER_MESSAGE},
+        {"userIndex": 2, "message": "identifiers is required"},
+    ]
+    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
+    sb.faults = Faults(reject_user_ids=("u1",))
+    response = post(client, {"users": [valid_user("u1")]})
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation failed"

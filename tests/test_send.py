@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from conftest import API_KEY, base_env, cli, cli_json, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
-from revbridge_cli.sandbox import server as sandbox_server
+from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FAST_RETRY = ("--retry-initial-delay", "0.01", "--retry-max-delay", "0.05")
@@ -318,27 +317,10 @@ def test_send_without_credentials_names_the_variable(tmp_path: Path) -> None:
 # ---- server-side rejections -------------------------------------------------------------
 
 
-@pytest.fixture
-def server_rejects_bad_users(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The sandbox (in this process) also refuses users whose user_id starts with `bad`: a
-    rule the client cannot know, as when the server's rules are stricter than ours."""
-    message = "user_id is blocked"
-    real = sandbox_server.user_errors
-
-    def user_errors(users: list[Any]) -> list[dict[str, Any]]:
-        errors = {e["userIndex"]: e for e in real(users)}
-        for index, user in enumerate(users):
-            if str(user["identifiers"].get("user_id", "")).startswith("bad"):
-                errors.setdefault(index, {"userIndex": index, "message": message})
-        return [errors[i] for i in sorted(errors)]
-
-    monkeypatch.setattr(sandbox_server, "user_errors", user_errors)
-    return message
-
-
-def test_send_maps_server_rejections_by_user_index(
-    sandbox: Sandbox, tmp_path: Path, server_rejects_bad_users: str
-) -> None:
+def test_send_maps_server_rejections_by_user_index(sandbox: Sandbox, tmp_path: Path) -> None:
+    # the server refuses users the client's checks pass (a sandbox fault), as when its rules
+    # are stricter than ours
+    sandbox.set_faults(reject_user_ids=("bad1", "bad5", "bad6", "bad7"))
     names = ["ok0", "bad1", "ok2", "ok3", "ok4", "bad5", "bad6", "bad7"]
     records = [event(name, n) for n, name in enumerate(names)]
     path = write_ndjson(tmp_path / "in.ndjson", records)
@@ -360,7 +342,7 @@ def test_send_maps_server_rejections_by_user_index(
         ("bad6", 0, requests[2]["trace_id"], "rejected"),
         ("bad7", 1, requests[2]["trace_id"], "rejected"),
     ]
-    assert {r["message"] for r in rows} == {server_rejects_bad_users}
+    assert {r["message"] for r in rows} == {REJECTED_USER_MESSAGE}
     assert rows[0]["user"] == {
         "identifiers": {"user_id": "bad1"},
         "events": [{"event_name": "purchase", "timestamp": "2026-01-15T14:30:00Z", "seq": 1}],

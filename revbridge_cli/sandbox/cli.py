@@ -148,6 +148,10 @@ def serve(
     revoke_after: Annotated[
         int | None, Option(help="Answer 401 to every request after the Nth.")
     ] = None,
+    reject_user_ids: Annotated[
+        str | None,
+        Option(help="Reject these user_ids (comma-separated) although the rules pass them."),
+    ] = None,
 ) -> None:
     """A local RevBridge Events API server: runs until Ctrl-C, then exits with code 0.
 
@@ -174,6 +178,7 @@ def serve(
         "reset_requests": _numbers(reset_requests),
         "reset_after_store": reset_after_store,
         "revoke_after": revoke_after,
+        "reject_user_ids": tuple(filter(None, (reject_user_ids or "").split(","))),
     }
     if max_body_bytes is not None:
         fault_settings["max_body_bytes"] = max_body_bytes

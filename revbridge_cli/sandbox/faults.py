@@ -26,6 +26,9 @@ class Decision:
     hang: bool = False
 
 
+REJECTED_USER_MESSAGE = "user_id is blocked (sandbox fault)"
+
+
 @dataclass(frozen=True)
 class Faults:
     """The whole fault policy; replace it (`Sandbox.faults = ...`) to change faults at runtime.
@@ -48,6 +51,9 @@ class Faults:
     reset_after_store: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
     revoke_after: int | None = None
+    # Users the server refuses although the contract's rules pass them, by user_id: the
+    # importer checks the same rules before sending, so only this shows server-side rejections.
+    reject_user_ids: tuple[str, ...] = ()
     _fail_set: frozenset[int] = field(init=False, repr=False, compare=False)
     _hang_set: frozenset[int] = field(init=False, repr=False, compare=False)
     _reset_set: frozenset[int] = field(init=False, repr=False, compare=False)

@@ -39,7 +39,7 @@ from revbridge_cli.contract import (
     user_errors,
 )
 from revbridge_cli.sandbox.bodies import BadFraming, Body, read_body
-from revbridge_cli.sandbox.faults import Decision, Faults
+from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE, Decision, Faults
 from revbridge_cli.sandbox.store import (
     Batch,
     Counters,
@@ -226,7 +226,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._delay(faults.latency)
             self._reset()
             return
-        status, payload, record, batch = self._process(body, trace_id)
+        status, payload, record, batch = self._process(body, trace_id, faults)
         if decision.reset:
             record.status, record.fault = 0, "reset_after_store"
         elif decision.hang:
@@ -243,7 +243,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._answer(status, payload)
 
     def _process(
-        self, body: bytes, trace_id: str
+        self, body: bytes, trace_id: str, faults: Faults
     ) -> tuple[int, dict[str, Any], RequestRecord, Batch | None]:
         """Content type, JSON, request shape, then users: the contract's order of 400s."""
         record = RequestRecord(trace_id, 400, len(body), 0.0, "")
@@ -258,6 +258,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return 400, {"error": error, "trace_id": trace_id}, record, None
         users: list[Any] = document["users"]
         errors = user_errors(users)
+        if faults.reject_user_ids:
+            errors = _reject_listed(users, errors, faults.reject_user_ids)
         record.users_rejected = len(errors)
         if len(errors) == len(users):
             payload = {"error": ERR_VALIDATION_FAILED, "trace_id": trace_id, "errors": errors}
@@ -375,3 +377,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if record.fault:
             parts.append(f"fault={record.fault}")
         print(" ".join(parts), file=self.server.log, flush=True)
+
+
+def _reject_listed(
+    users: list[Any], errors: list[dict[str, Any]], user_ids: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The `reject_user_ids` fault: those users get a rejection the contract does not give."""
+    by_index = {error["userIndex"]: error for error in errors}
+    for index, user in enumerate(users):
+        identifiers = user.get("identifiers") if isinstance(user, dict) else None
+        if isinstance(identifiers, dict) and identifiers.get("user_id") in user_ids:
+            by_index.setdefault(index, {"userIndex": index, "message": REJECTED_USER_MESSAGE})
+    return [by_index[index] for index in sorted(by_index)]
