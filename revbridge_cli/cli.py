@@ -221,6 +221,15 @@ def send(
             help="Request body limit in bytes. [default: 10000000]",
         ),
     ] = None,
+    buffer_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--buffer-mb",
+            min=1,
+            help="Memory, MB, for holding events back while grouping them by user: more "
+            "puts more of each user's events in one request, so fewer requests. [default: 160]",
+        ),
+    ] = None,
     max_retries: Annotated[
         int | None,
         typer.Option(
@@ -322,6 +331,7 @@ _SEND_FLAGS = frozenset(
         "concurrency",
         "max_users",
         "max_bytes",
+        "buffer_mb",
         "max_retries",
         "retry_initial_delay",
         "retry_max_delay",

@@ -139,6 +139,7 @@ OPTIONS: Final[Mapping[str, _Option]] = {
     "retry_max_delay": _Option(float, 0),
     "max_users": _Option(int, 1, MAX_USERS),
     "max_bytes": _Option(int, 1, MAX_BODY_BYTES),
+    "buffer_mb": _Option(int, 1),
     "require_timestamp": _Option(bool),
     "epoch_timestamps": _Option(bool),
     "state": _Option(str),

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from revbridge_cli.batch import Batch
 from revbridge_cli.deliver import Attempt, Outcome
-from revbridge_cli.pack import Batch
 from revbridge_cli.records import Invalid, Origin
 from revbridge_cli.rejected import RejectedFile, row
 from revbridge_cli.summary import Summary, reason_of

@@ -1,103 +1,52 @@
 """Packing: user parts in, size-bounded request bodies out, with per-user lanes.
 
-Each event is serialized once, here, and a body is the concatenation of those bytes, so the
-size of a batch is known exactly, as it grows, without serializing anything twice.
+Each event is serialized once, here, and a body (`batch.Batch`) is the concatenation of those
+bytes, so the size of a batch is known exactly, as it grows, without serializing anything
+twice.
 
 Users are spread over `lanes` by their key. A lane's batches are sent one after the other, so
 a user's data never overtakes itself (last-write-wins on the profile depends on it), while the
 lanes run side by side. Any other ordering rule (waiting on earlier batches that share a user)
 serialises nearly everything when many users are interleaved, which is the common export.
+
+Each lane holds its users back in a buffer of bounded memory (`--buffer-mb`) and sends the
+oldest first, so that a user's events spread through an export travel in one user object and
+far fewer requests go out: the request count, not the bytes, is what server latency charges.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from revbridge_cli import contract
+from revbridge_cli.batch import BODY_CLOSE, BODY_OPEN, Batch, BatchUser, dumps
 from revbridge_cli.records import Invalid, Origin, UserPart
 
-_BODY_OPEN = b'{"users":['
-_BODY_CLOSE = b"]}"
 _IDS_OPEN = b'{"identifiers":'
 _PROPS_OPEN = b',"user_properties":'
 _EVENTS_OPEN = b',"events":['
 _USER_CLOSE = b"]}"
-_BODY_FIXED = len(_BODY_OPEN) + len(_BODY_CLOSE)
+_BODY_FIXED = len(BODY_OPEN) + len(BODY_CLOSE)
 _USER_FIXED = len(_IDS_OPEN) + len(_EVENTS_OPEN) + len(_USER_CLOSE)
 
-
-dumps = orjson.dumps  # the one serializer of request bytes: compact UTF-8, no NaN
+DEFAULT_BUFFER_BYTES = 160_000_000
+START_LANE_BYTES = 1_000_000  # about one full batch of small users: no grouping beyond it
+# Estimated memory of a held user object beyond its bytes (objects, dict and queue slots,
+# key), and of each further record piece it holds (an origin, bytearray slack): measured
+# with tracemalloc on the benchmark's input, rounded up.
+_USER_COST = 320
+PIECE_COST = 60
 
 
 def _owned(data: bytes) -> bytes:
     """A right-sized copy. orjson's output keeps a 4 KiB buffer whatever its length: fine for
     bytes that die young, ruinous for the thousands an open batch holds (8 MB a lane)."""
     return memoryview(data).tobytes()
-
-
-@dataclass(slots=True)
-class BatchUser:
-    """One user object of a batch: where its bytes are in the body, its events and origins."""
-
-    start: int
-    end: int
-    n_events: int
-    origins: list[Origin]
-
-
-class Batch:
-    """One request body, built once; `users[i]` is the server's `userIndex` i."""
-
-    __slots__ = ("_body", "lane", "seq", "users")
-
-    def __init__(self, seq: int, lane: int, users: list[BatchUser], body: bytes) -> None:
-        self.seq = seq
-        self.lane = lane
-        self.users = users
-        self._body = body
-
-    @classmethod
-    def of(cls, seq: int, lane: int, users: list[tuple[bytes, int, list[Origin]]]) -> Batch:
-        """A batch from user objects' bytes (a 413 split makes its halves this way)."""
-        parts = [_BODY_OPEN]
-        spans = []
-        at = len(_BODY_OPEN)
-        for i, (data, n_events, origins) in enumerate(users):
-            if i:
-                parts.append(b",")
-                at += 1
-            parts.append(data)
-            spans.append(BatchUser(at, at + len(data), n_events, origins))
-            at += len(data)
-        parts.append(_BODY_CLOSE)
-        return cls(seq, lane, spans, b"".join(parts))
-
-    @property
-    def n_events(self) -> int:
-        return sum(u.n_events for u in self.users)
-
-    @property
-    def size(self) -> int:
-        return len(self._body)
-
-    def body(self) -> bytes:
-        return self._body
-
-    def user_data(self, index: int) -> bytes:
-        """The bytes of user `index` exactly as sent (for the rejected file, or a split)."""
-        user = self.users[index]
-        return self._body[user.start : user.end]
-
-    def parts(self) -> list[tuple[bytes, int, list[Origin]]]:
-        return [(self.user_data(i), u.n_events, u.origins) for i, u in enumerate(self.users)]
-
-    def origins(self) -> Iterator[Origin]:
-        for user in self.users:
-            yield from user.origins
 
 
 def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int:
@@ -107,35 +56,33 @@ def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int
 
 
 class _OpenUser:
-    """A user still growing in an open batch. Sizes are kept as it grows: this is the hot path.
+    """One user object still growing in its lane. Sizes are kept as it grows: this is the hot
+    path, and thousands of these wait in the grouping buffer, so they are lean: identifiers
+    and properties as their bytes only (decoded again on the rare merge), origins as a flat
+    array of (file, line, offset) triples.
 
     `events` holds the events' bytes joined by commas, in a bytearray that owns its memory
     (see `_owned`); `size` is the whole user object's.
     """
 
-    __slots__ = (
-        "events", "identifiers", "ids_bytes", "n_events", "origins", "props", "props_bytes",
-        "size",
-    )  # fmt: skip
+    __slots__ = ("events", "ids_bytes", "key", "n_events", "origins", "props_bytes", "size")
 
     def __init__(
         self,
-        identifiers: dict[str, Any],
+        key: bytes,
         ids_bytes: bytes,
-        props: dict[str, Any] | None,
         props_bytes: bytes | None,
         events: bytearray,
         n_events: int,
         origin: Origin,
         size: int,
     ) -> None:
-        self.identifiers = identifiers
+        self.key = key
         self.ids_bytes = ids_bytes
-        self.props = props
         self.props_bytes = props_bytes
         self.events = events
         self.n_events = n_events
-        self.origins = [origin]
+        self.origins = array("q", origin)
         self.size = size
 
     def write(self, parts: list[bytes]) -> None:
@@ -146,12 +93,21 @@ class _OpenUser:
         parts += (_EVENTS_OPEN, self.events, _USER_CLOSE)
 
 
-class _OpenBatch:
-    __slots__ = ("size", "users")
+class _Lane:
+    """The users a lane holds back while more of their events may come: the grouping buffer.
 
-    def __init__(self) -> None:
-        self.users: dict[tuple[Any, ...], _OpenUser] = {}
-        self.size = _BODY_FIXED  # exact body bytes so far
+    `queue` is the send order, oldest user object first; `users` points at each user's object
+    that can still grow (a user too big for one request has older, sealed objects ahead of it
+    in the queue). `held` is the estimated memory of it all.
+    """
+
+    __slots__ = ("held", "number", "queue", "users")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.users: dict[bytes, _OpenUser] = {}
+        self.queue: deque[_OpenUser] = deque()
+        self.held = 0
 
 
 @dataclass(slots=True)
@@ -165,32 +121,42 @@ class Packed:
 
 def _merged(
     user: _OpenUser, part: UserPart, props_bytes: bytes | None
-) -> tuple[dict[str, Any], bytes, dict[str, Any] | None, bytes | None]:
-    """Identifiers and user_properties of `user` once `part` is merged in, last write wins."""
-    ids, ids_bytes = user.identifiers, user.ids_bytes
-    if part.identifiers != ids:
-        merged = {**ids, **part.identifiers}
-        if merged != ids:
-            ids, ids_bytes = merged, _owned(dumps(merged))
-    props, pbytes = user.props, user.props_bytes
+) -> tuple[bytes, bytes | None]:
+    """The identifiers' and user_properties' bytes of `user` once `part` is merged in, last
+    write wins. Most parts repeat the identifiers exactly, which one comparison of bytes says."""
+    ids_bytes = user.ids_bytes
+    if dumps(part.identifiers) != ids_bytes:
+        merged = dumps({**orjson.loads(ids_bytes), **part.identifiers})
+        if merged != ids_bytes:
+            ids_bytes = _owned(merged)
+    pbytes = user.props_bytes
     if part.user_properties is not None:
-        if props is None:
-            props, pbytes = part.user_properties, props_bytes
+        if pbytes is None:
+            pbytes = props_bytes
         else:
-            merged = {**props, **part.user_properties}
-            if merged != props:
-                props, pbytes = merged, _owned(dumps(merged))
-    return ids, ids_bytes, props, pbytes
+            merged = dumps({**orjson.loads(pbytes), **part.user_properties})
+            if merged != pbytes:
+                pbytes = _owned(merged)
+    return ids_bytes, pbytes
 
 
 class Packer:
-    """Groups parts by user into per-lane open batches and closes them at either limit."""
+    """Groups parts by user in per-lane buffers and closes batches from the oldest users.
+
+    A lane holds its users back until its share of `buffer_bytes` is used, so that a user's
+    later events join the same user object: with users interleaved through an export, that is
+    what puts several events in one user object and fewer requests on the wire. The oldest
+    users go first, so how long a record waits for its request is bounded by the buffer, not
+    by the file.
+    """
 
     def __init__(
         self,
         lanes: int = 1,
         max_users: int = contract.MAX_USERS,
         max_bytes: int = contract.MAX_BODY_BYTES,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        piece_cost: int = PIECE_COST,
     ) -> None:
         if not 1 <= max_users <= contract.MAX_USERS:
             raise ValueError(f"max_users must be between 1 and {contract.MAX_USERS}")
@@ -199,15 +165,20 @@ class Packer:
         self.lanes = lanes
         self.max_users = max_users
         self.max_bytes = max_bytes
-        self._open = [_OpenBatch() for _ in range(lanes)]
+        self._piece_cost = piece_cost  # more when something else keeps a record while held
+        self._user_cap = max_bytes - _BODY_FIXED  # the biggest user object a request can hold
+        self._most = max(1, buffer_bytes // lanes)  # a lane's budget may grow up to this
+        self._budget = self._start = min(START_LANE_BYTES, self._most)
+        self.peak_held = 0  # the most the lanes held together (estimated bytes), for the summary
+        self._lanes = [_Lane(n) for n in range(lanes)]
         self._seq = 0
 
     def add(self, part: UserPart) -> Packed | None:
-        """Add one part. None: it went whole into its lane's open batch and closed nothing (the
-        common case, so it allocates nothing); otherwise the batches this closed (in lane
-        order), any events set aside, and how many pieces of the part were placed."""
+        """Add one part. None: it went whole into its lane and closed nothing (the common case,
+        so it allocates nothing); otherwise the batches this closed, any events set aside, and
+        how many pieces of the part were placed."""
         key = part.key
-        lane = hash(key) % self.lanes if self.lanes > 1 else 0
+        lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
         if len(part.events) == 1:  # most parts are one flat event: no comprehension frame
             events = [dumps(part.events[0])]
             joined = len(events[0])
@@ -216,73 +187,60 @@ class Packer:
             joined = sum(map(len, events)) + len(events) - 1
         props = part.user_properties
         props_bytes = _owned(dumps(props)) if props is not None else None
-        batch = self._open[lane]
-        user = batch.users.get(key)
-        # The common case first: the whole part fits in the lane's open batch.
+        user = lane.users.get(key)
+        # The common case first: the whole part fits in the user's object.
         if user is None:
-            if len(batch.users) < self.max_users:
-                ids_bytes = _owned(dumps(part.identifiers))
-                size = _user_size(len(ids_bytes), props_bytes, joined)
-                total = batch.size + size + (1 if batch.users else 0)
-                if total <= self.max_bytes:
-                    data = (
-                        bytearray(events[0]) if len(events) == 1 else bytearray(b",".join(events))
-                    )
-                    batch.users[key] = _OpenUser(
-                        part.identifiers, ids_bytes, props, props_bytes, data, len(events),
-                        part.origin, size,
-                    )  # fmt: skip
-                    batch.size = total
-                    return None
+            ids_bytes = _owned(dumps(part.identifiers))
+            size = _user_size(len(ids_bytes), props_bytes, joined)
+            if size <= self._user_cap:
+                data = bytearray(events[0]) if len(events) == 1 else bytearray(b",".join(events))
+                key = _owned(key)
+                user = _OpenUser(key, ids_bytes, props_bytes, data, len(events), part.origin, size)
+                lane.users[key] = user
+                lane.queue.append(user)
+                lane.held += size + _USER_COST + self._piece_cost
+                return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         else:
-            ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
-            events_size = len(user.events) + 1 + joined
-            size = _user_size(len(ids_bytes), pbytes, events_size)
-            total = batch.size - user.size + size
-            if total <= self.max_bytes:
-                user.identifiers, user.ids_bytes = ids, ids_bytes
-                user.props, user.props_bytes = props, pbytes
+            ids_bytes, pbytes = _merged(user, part, props_bytes)
+            size = _user_size(len(ids_bytes), pbytes, len(user.events) + 1 + joined)
+            if size <= self._user_cap:
+                lane.held += size - user.size + self._piece_cost
+                user.ids_bytes, user.props_bytes = ids_bytes, pbytes
                 user.events += b","
                 user.events += events[0] if len(events) == 1 else b",".join(events)
                 user.n_events += len(events)
                 user.size = size
-                user.origins.append(part.origin)
-                batch.size = total
-                return None
+                user.origins.extend(part.origin)
+                return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         out = Packed()
         start = 0
         while start < len(events):
             start = self._add_events(lane, part, events, start, props_bytes, out)
-        return out
+        return self._drain(lane, out)
 
     def _add_events(
         self,
-        lane: int,
+        lane: _Lane,
         part: UserPart,
         events: list[bytes],
         start: int,
         props_bytes: bytes | None,
         out: Packed,
     ) -> int:
-        """Put as many of `events[start:]` as fit into the lane's open batch; return the next.
+        """Put as many of `events[start:]` as fit into the user's object; return the next.
 
-        The slow path: a batch that is full, or a user too big for what room is left.
+        The slow path: a user whose object would be too big for any request. The object is
+        sealed (it keeps its place in the queue) and the rest starts a new one behind it.
         """
-        batch = self._open[lane]
-        user = batch.users.get(part.key)
+        user = lane.users.get(part.key)
         if user is None:
-            if len(batch.users) >= self.max_users:
-                self._close(lane, out)
-                batch = self._open[lane]
-            ids, ids_bytes = part.identifiers, _owned(dumps(part.identifiers))
-            props, pbytes = part.user_properties, props_bytes
-            old_size, comma, count, events_size = 0, 1 if batch.users else 0, 0, 0
+            ids_bytes, pbytes = _owned(dumps(part.identifiers)), props_bytes
+            count, events_size = 0, 0
         else:
-            ids, ids_bytes, props, pbytes = _merged(user, part, props_bytes)
-            old_size, comma = user.size, 0
+            ids_bytes, pbytes = _merged(user, part, props_bytes)
             count, events_size = user.n_events, len(user.events)
         fixed = _user_size(len(ids_bytes), pbytes, 0)
-        room = self.max_bytes - (batch.size - old_size + comma + fixed + events_size)
+        room = self._user_cap - fixed - events_size
         taken = 0
         for data in events[start:]:
             extra = len(data) + (1 if count + taken else 0)
@@ -293,30 +251,29 @@ class Packer:
             taken += 1
 
         if taken == 0:
-            if user is None and not batch.users:
-                # Alone in an empty batch and still too big: it can never be sent.
+            if user is None:  # alone in a request and still too big: it can never be sent
                 out.too_big.append((self._too_big(part, events[start]), part.origin))
                 return start + 1
-            self._close(lane, out)
+            del lane.users[part.key]  # sealed
             return start
 
         size = fixed + events_size
-        chunk = events[start : start + taken]
+        chunk = b",".join(events[start : start + taken])
         if user is None:
-            data = bytearray(b",".join(chunk))
-            user = _OpenUser(ids, ids_bytes, props, pbytes, data, taken, part.origin, size)
-            batch.users[part.key] = user
-            batch.size += size + comma
+            key = _owned(part.key)
+            user = _OpenUser(key, ids_bytes, pbytes, bytearray(chunk), taken, part.origin, size)
+            lane.users[key] = user
+            lane.queue.append(user)
+            lane.held += size + _USER_COST + self._piece_cost
         else:
-            batch.size += size - old_size
-            user.identifiers, user.ids_bytes = ids, ids_bytes
-            user.props, user.props_bytes = props, pbytes
+            lane.held += size - user.size + self._piece_cost
+            user.ids_bytes, user.props_bytes = ids_bytes, pbytes
             if user.n_events:
                 user.events += b","
-            user.events += b",".join(chunk)
+            user.events += chunk
             user.n_events += taken
             user.size = size
-            user.origins.append(part.origin)
+            user.origins.extend(part.origin)
         out.placed += 1
         return start + taken
 
@@ -331,27 +288,76 @@ class Packer:
             user=user,
         )
 
-    def _close(self, lane: int, out: Packed) -> None:
-        batch = self._open[lane]
-        if batch.users:
-            self._seq += 1
-            parts = [_BODY_OPEN]
-            spans = []
-            at = len(_BODY_OPEN)
-            for user in batch.users.values():
-                if spans:
-                    parts.append(b",")
-                    at += 1
-                user.write(parts)
-                spans.append(BatchUser(at, at + user.size, user.n_events, user.origins))
-                at += user.size
-            parts.append(_BODY_CLOSE)
-            out.batches.append(Batch(self._seq, lane, spans, b"".join(parts)))
-        self._open[lane] = _OpenBatch()
+    def grow(self) -> bool:
+        """Requests are the bottleneck (a lane's queue is full): hold more, so that each
+        request carries more of each user. Quadruples every lane's budget, up to
+        `buffer_bytes`; False once there. It starts small because holding many users costs
+        CPU (cache misses: a quarter more per event at 160 MB), which a fast server would
+        notice and a slow one does not. It never shrinks: that memory was allowed."""
+        if self._budget >= self._most:
+            return False
+        self._budget = min(self._budget * 4, self._most)
+        return True
 
-    def flush(self) -> list[Batch]:
-        """Close every lane's open batch: the end of input, or an orderly stop."""
-        out = Packed()
-        for lane in range(self.lanes):
+    @property
+    def grown(self) -> bool:
+        return self._budget > self._start
+
+    @property
+    def buffer_bytes(self) -> int:
+        """The grouping buffer's budget now, all lanes together."""
+        return self._budget * self.lanes
+
+    def _drain(self, lane: _Lane, out: Packed) -> Packed:
+        """Close batches from the lane's oldest users until it is back within its budget."""
+        self._note_peak()
+        while lane.held > self._budget and lane.queue:
             self._close(lane, out)
-        return out.batches
+        return out
+
+    def _note_peak(self) -> None:
+        """Called where the lanes are at their fullest: a lane over budget, or the flush."""
+        self.peak_held = max(self.peak_held, sum(lane.held for lane in self._lanes))
+
+    def _close(self, lane: _Lane, out: Packed) -> None:
+        """One batch of the lane's oldest users, as many as both limits allow. A sealed user
+        object ends its batch, so that the user's next object goes in a later request: one
+        user, one object a request, in order."""
+        queue, live = lane.queue, lane.users
+        parts = [BODY_OPEN]
+        spans: list[BatchUser] = []
+        at = len(BODY_OPEN)
+        held = 0
+        while queue and len(spans) < self.max_users:
+            user = queue[0]
+            size = user.size
+            if at + size + (1 if spans else 0) + len(BODY_CLOSE) > self.max_bytes:
+                break
+            queue.popleft()
+            if spans:
+                parts.append(b",")
+                at += 1
+            user.write(parts)
+            spans.append(BatchUser(at, at + size, user.n_events, user.origins))
+            at += size
+            held += size + _USER_COST + self._piece_cost * (len(user.origins) // 3)
+            if live.get(user.key) is user:
+                del live[user.key]
+            else:
+                break  # sealed
+        lane.held -= held
+        parts.append(BODY_CLOSE)
+        self._seq += 1
+        out.batches.append(Batch(self._seq, lane.number, spans, b"".join(parts)))
+
+    def flush(self) -> Iterator[Batch]:
+        """Close every lane's batches: the end of input, or an orderly stop. One at a time and
+        taking the lanes in turn, so that all lanes get work at once and a caller can send
+        each batch as it comes (the buffer may hold hundreds)."""
+        self._note_peak()
+        while any(lane.queue for lane in self._lanes):
+            for lane in self._lanes:
+                if lane.queue:
+                    out = Packed()
+                    self._close(lane, out)
+                    yield from out.batches

@@ -20,16 +20,17 @@ from typing import Protocol
 import httpx
 
 from revbridge_cli import __version__, reader
+from revbridge_cli.batch import Batch
 from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
 from revbridge_cli.errors import UsageError
 from revbridge_cli.journal import Journal
 from revbridge_cli.ledger import Ledger
-from revbridge_cli.pack import Batch, Packed, Packer
+from revbridge_cli.pack import PIECE_COST, Packed, Packer
 from revbridge_cli.records import Invalid, Origin, UserPart, fast_flat_event, shape
 from revbridge_cli.resume import Durable, FilePlan
 from revbridge_cli.settings import SendSettings
 from revbridge_cli.summary import Summary
-from revbridge_cli.tracker import Tracker
+from revbridge_cli.tracker import RECORD_COST, Tracker
 
 _YIELD_EVERY = 256  # records between two chances for the sender to run
 
@@ -60,9 +61,9 @@ def _throughput_gc() -> Iterator[None]:
     """The cyclic collector, tuned for a stream: every record makes a few short-lived dicts,
     and with the default threshold (700) the collector runs every few hundred records and
     rescans what lives long (modules, open batches). Freezing what exists at start and
-    collecting young objects less often saves 15-20% of a run. Not much less often: the HTTP
-    stack leaves each request in a reference cycle that holds its body until a collection
-    (1M events: 10,000 -> 111 MB peak; 50,000 -> 260 MB; 700 -> 96 MB but 20% slower)."""
+    collecting young objects less often saves 15-20% of a run. (Rarer still gains nothing
+    measurable: 50,000 ran as fast. The HTTP stack's cycle that held each request body until
+    a collection is broken in `deliver._unbind`.)"""
     old = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
@@ -142,7 +143,12 @@ class Run:
     async def _produce(self, dispatch: Callable[[Batch], object]) -> None:
         s = self.settings
         self.packer = Packer(
-            lanes=max(1, s.concurrency), max_users=s.max_users, max_bytes=s.max_bytes
+            lanes=max(1, s.concurrency),
+            max_users=s.max_users,
+            max_bytes=s.max_bytes,
+            buffer_bytes=s.buffer_mb * 1_000_000,
+            # with --state every held record is also tracked until settled: count that too
+            piece_cost=PIECE_COST + (RECORD_COST if self.durable else 0),
         )
         for file_no in range(len(self.files)):
             plan = self.durable.plan(file_no) if self.durable else FilePlan()
@@ -339,6 +345,8 @@ class Run:
                     w.cancel()
                 self._remove_signals(loop)
         self.summary.concurrency_lowest = self.sender.limit.lowest
+        if self.packer.grown:
+            self.summary.grouping_buffer_mb = round(self.packer.peak_held / 1e6, 1)
         if self.sender.fatal is not None:
             self.summary.fatal = self.sender.fatal.message
 
@@ -349,6 +357,8 @@ class Run:
             queue.put_nowait(batch)
             return True
         if self.stopping is None:
+            if batch is not None:
+                self.packer.grow()  # the reader outruns the requests: group more per request
             put = asyncio.ensure_future(queue.put(batch))
             stop = asyncio.ensure_future(self._stopped.wait())
             await asyncio.wait({put, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from revbridge_cli import reader
+from revbridge_cli.batch import Batch
 from revbridge_cli.journal import FileState, Journal
-from revbridge_cli.pack import Batch
 from revbridge_cli.records import Origin
 from revbridge_cli.tracker import Tracker
 

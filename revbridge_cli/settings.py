@@ -22,6 +22,7 @@ class SendSettings:
     concurrency: int = 4
     max_users: int = contract.MAX_USERS
     max_bytes: int = contract.MAX_BODY_BYTES
+    buffer_mb: int = 160  # the packer's grouping buffer, all lanes together
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     shape: ShapeOptions = field(default_factory=ShapeOptions)

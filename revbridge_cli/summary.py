@@ -29,6 +29,7 @@ class Summary:
     batches: int = 0
     possible_duplicate_events: int = 0
     concurrency_lowest: int | None = None  # in flight at most, at the server's worst
+    grouping_buffer_mb: float | None = None  # the most it held, once requests lagged
     events_pending: int = 0  # with --state: not sent because of a stop; the next run sends them
     records_skipped: int = 0  # with --state: settled by an earlier run
     events_without_timestamp: int = 0
@@ -84,6 +85,8 @@ class Summary:
             ]
             if self.concurrency_lowest is not None and self.retries:
                 out.append(("concurrency at its lowest", f"{self.concurrency_lowest}"))
+            if self.grouping_buffer_mb is not None:
+                out.append(("grouping buffer at most", f"{self.grouping_buffer_mb:,.1f} MB"))
             if self.records_skipped:
                 out.append(("records done by earlier runs", f"{self.records_skipped:,}"))
             if self.events_pending:

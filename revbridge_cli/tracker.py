@@ -25,6 +25,9 @@ class _File:
     end: tuple[int, int] | None = None  # (line, offset) where reading ended, once it did
 
 
+RECORD_COST = 170  # bytes an unsettled record costs here (tracemalloc, rounded up)
+
+
 class Tracker:
     def __init__(self) -> None:
         self._files: dict[int, _File] = {}

@@ -109,3 +109,26 @@ def test_a_503_storm_lowers_concurrency_and_every_event_still_arrives(
         assert summary["retries"] > 0
         assert summary["concurrency_lowest"] < 8
         assert seqs(sb) == list(range(400))
+
+
+def test_a_slow_server_grows_the_grouping_buffer_so_fewer_requests_carry_more(
+    tmp_path: Path,
+) -> None:
+    """Requests are the bottleneck (one lane, 50 ms a request): the packer holds more users
+    back, so a user's events spread through the file meet in one user object. 3,000 users
+    with 4 events each, interleaved: 12 requests if nothing were grouped, 3 if all were."""
+    faults = Faults(latency=0.05)
+    with Sandbox(api_key="rbk_test_buffer_0000", customer_id="c", faults=faults) as sb:
+        records = [event(f"u{u}", n * 3000 + u) for n in range(4) for u in range(3000)]
+        data = write_ndjson(tmp_path / "e.ndjson", records)
+        result, summary = cli_json(
+            "send", str(data), "--concurrency", "1", sb=sb, cwd=tmp_path
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert summary["grouping_buffer_mb"] > 1
+        assert summary["requests"] < 12, summary["requests"]
+        assert seqs(sb) == list(range(12_000))
+        by_user: dict[str, list[int]] = {}
+        for e in sb.events():
+            by_user.setdefault(e["identifiers"]["user_id"], []).append(e["properties"]["seq"])
+        assert all(s == sorted(s) for s in by_user.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -10,8 +12,17 @@ import httpx
 import orjson
 import pytest
 
-from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender, _in_doubt, split
-from revbridge_cli.pack import Batch, Packer
+from revbridge_cli.batch import Batch
+from revbridge_cli.deliver import (
+    AdaptiveLimit,
+    Attempt,
+    Outcome,
+    Sender,
+    _in_doubt,
+    _unbind,
+    split,
+)
+from revbridge_cli.pack import Packer
 from revbridge_cli.records import UserPart, shape
 from revbridge_cli.retry import RetryPolicy
 
@@ -206,3 +217,22 @@ def test_trace_id_from_header_when_the_body_has_none() -> None:
     (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)))
     assert outcome.trace_id == "hdr" and attempts[0].trace_id == "hdr"
     assert outcome.undelivered is not None and outcome.undelivered.startswith("server error 500")
+
+
+def test_a_read_response_is_freed_without_waiting_for_the_cyclic_gc() -> None:
+    """httpx 0.28 ties a response and its stream in a cycle (encode/httpx#3733), which keeps
+    the request body alive until a collection; `_unbind` breaks it, so refcounting frees it."""
+
+    async def scenario() -> weakref.ref[httpx.Response]:
+        transport = httpx.MockTransport(lambda request: httpx.Response(202, json={}))
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.post("http://x/ingest/events", content=b"{}")
+            _unbind(response)
+            return weakref.ref(response)
+
+    gc.disable()
+    try:
+        ref = asyncio.run(scenario())
+        assert ref() is None
+    finally:
+        gc.enable()

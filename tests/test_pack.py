@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from revbridge_cli import contract
-from revbridge_cli.pack import Batch, Packer
+from revbridge_cli.batch import Batch
+from revbridge_cli.pack import DEFAULT_BUFFER_BYTES, START_LANE_BYTES, Packer
 from revbridge_cli.records import UserPart, shape
 
 TS = "2026-01-15T14:30:00Z"
@@ -133,7 +134,7 @@ def test_one_part_with_many_events_is_split_across_batches() -> None:
     assert isinstance(p, UserPart)
     packer = Packer(max_bytes=800)
     out = packer.add(p)
-    batches = out.batches + packer.flush()
+    batches = [*out.batches, *packer.flush()]
     assert out.placed == len(batches) > 1
     for body in bodies(batches):
         (u,) = body["users"]
@@ -169,6 +170,45 @@ def test_lanes_keep_each_user_in_one_lane() -> None:
         assert seqs == sorted(seqs)
 
 
+def test_a_user_spread_through_the_input_travels_as_one_object() -> None:
+    """The grouping buffer: users interleaved through a file (the common export) still get
+    one user object each, with every event in order, when the buffer holds them."""
+    parts = [part(f"u{i % 50}", i) for i in range(500)]
+    batches, _ = pack_all(Packer(lanes=2), parts)
+    users = [u for body in bodies(batches) for u in body["users"]]
+    assert len(users) == 50
+    assert all(len(u["events"]) == 10 for u in users)
+    assert all(seqs == sorted(seqs) for seqs in seqs_by_user(batches).values())
+
+
+def test_the_buffer_is_bounded_and_sends_the_oldest_users_first() -> None:
+    """Past its budget a lane closes a batch of its oldest users: a record waits for its
+    request only as long as the buffer takes to fill, however long the file."""
+    packer = Packer(buffer_bytes=50_000, max_users=10)
+    first_batch_at = None
+    batches: list[Batch] = []
+    for i in range(2_000):
+        out = packer.add(part(f"u{i}", i, pad="x" * 100))
+        if out is not None:
+            first_batch_at = first_batch_at if first_batch_at is not None else i
+            batches += out.batches
+    assert first_batch_at is not None and first_batch_at < 200
+    order = [u["identifiers"]["user_id"] for body in bodies(batches) for u in body["users"]]
+    assert order == [f"u{i}" for i in range(len(order))]
+    assert len(order) > 1_500  # what is still held is at most one budget's worth
+
+
+def test_grow_quadruples_the_buffer_up_to_its_limit() -> None:
+    packer = Packer(lanes=4, buffer_bytes=100_000_000)
+    assert packer.buffer_bytes == 4 * START_LANE_BYTES and not packer.grown
+    assert packer.grow() and packer.buffer_bytes == 16 * START_LANE_BYTES and packer.grown
+    while packer.grow():
+        pass
+    assert packer.buffer_bytes == 100_000_000
+    small = Packer(buffer_bytes=10_000)
+    assert small.buffer_bytes == 10_000 and not small.grow()
+
+
 def test_batches_get_increasing_sequence_numbers() -> None:
     batches, _ = pack_all(Packer(max_users=1), [part(f"u{i}", i) for i in range(5)])
     assert [b.seq for b in batches] == [1, 2, 3, 4, 5]
@@ -190,10 +230,16 @@ def test_random_streams_keep_limits_order_and_every_event() -> None:
     body is exactly its counted size and within both limits, each user's events keep their
     input order across batches, and every event is either in a batch or set aside."""
     rng = random.Random(5)
-    for _ in range(150):
+    for _ in range(200):
         max_users = rng.choice([1, 2, 3, 10, 1000])
         max_bytes = rng.choice([300, 600, 2000, 100_000])
-        packer = Packer(lanes=rng.choice([1, 2, 4]), max_users=max_users, max_bytes=max_bytes)
+        packer = Packer(
+            lanes=rng.choice([1, 2, 4]),
+            max_users=max_users,
+            max_bytes=max_bytes,
+            buffer_bytes=rng.choice([1, 3_000, 30_000, DEFAULT_BUFFER_BYTES]),
+        )
+        grow_at = rng.randrange(120)
         batches: list[Batch] = []
         too_big = 0
         expected: dict[str, list[tuple[int, int]]] = {}
@@ -214,6 +260,8 @@ def test_random_streams_keep_limits_order_and_every_event() -> None:
                 record["pad"] = "x" * rng.randrange(300)
                 if rng.random() < 0.3:
                     record["user_properties"] = {"k": i}
+            if i == grow_at:
+                packer.grow()
             for item in shape(record, (0, i, 0)):
                 assert isinstance(item, UserPart)
                 expected.setdefault(user, []).extend(tuple(e["seq"]) for e in item.events)
@@ -227,9 +275,14 @@ def test_random_streams_keep_limits_order_and_every_event() -> None:
             body = batch.body()
             assert len(body) == batch.size <= max_bytes
             assert len(batch.users) <= max_users
-            for i, user_obj in enumerate(orjson.loads(body)["users"]):
+            users = orjson.loads(body)["users"]
+            ids = [u["identifiers"]["user_id"] for u in users]
+            assert len(ids) == len(set(ids))  # a user once a request
+            for i, user_obj in enumerate(users):
                 assert orjson.loads(batch.user_data(i)) == user_obj
                 assert batch.users[i].n_events == len(user_obj["events"])
+                lines = {line for _, line, _ in batch.users[i].origins}
+                assert {e["seq"][0] for e in user_obj["events"]} <= lines
                 got.setdefault(user_obj["identifiers"]["user_id"], []).extend(
                     tuple(e["seq"]) for e in user_obj["events"]
                 )

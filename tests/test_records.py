@@ -43,7 +43,7 @@ def test_flat_event_splits_identifiers_properties_and_event() -> None:
         {"event_name": "purchase", "timestamp": TS, "revenue": 9.5, "product_id": "sku-1"}
     ]
     assert part.origin == ORIGIN
-    assert part.key == ("u1", "a@example.com", None, None)
+    assert part.key == b'["u1","a@example.com",null,null]'
 
 
 def test_flat_event_top_level_identifier_wins_over_identifiers_object() -> None:
@@ -85,7 +85,7 @@ def test_request_body_line_yields_one_part_per_user() -> None:
         ]
     }
     first, second = shape(body, ORIGIN)
-    assert isinstance(first, UserPart) and first.key[0] == "u1"
+    assert isinstance(first, UserPart) and first.key == user_key({"user_id": "u1"})
     assert isinstance(second, Invalid) and second.message == contract.EVENTS_REQUIRED
     assert second.user == body["users"][1]
 

@@ -171,12 +171,19 @@ def test_send_splits_a_batch_the_server_finds_too_large(sandbox: Sandbox, tmp_pa
 
 
 def test_send_keeps_each_users_order_under_concurrency(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Fat events and a small --max-bytes: each user's 12 events need 4 user objects, so they
+    cross several requests, which 8 lanes send side by side."""
     sandbox.set_faults(latency=0.01)
     users = [f"u{i}" for i in range(30)]
-    records = [event(user, n * 100 + i) for n in range(12) for i, user in enumerate(users)]
+    records = [
+        event(user, n * 100 + i, pad="x" * 3000) for n in range(12) for i, user in enumerate(users)
+    ]
     path = write_ndjson(tmp_path / "in.ndjson", records)
     result, _, _ = send(
-        sandbox, tmp_path, str(path), "--concurrency", "8", "--max-users", "2", "--quiet"
+        sandbox,
+        tmp_path,
+        str(path),
+        *("--concurrency", "8", "--max-users", "2", "--max-bytes", "10000", "--quiet"),
     )
     assert result.returncode == 0, result.stderr
     assert len(sandbox.requests()) > 50
