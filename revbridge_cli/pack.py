@@ -323,30 +323,32 @@ class Packer:
         """One batch of the lane's oldest users, as many as both limits allow. A sealed user
         object ends its batch, so that the user's next object goes in a later request: one
         user, one object a request, in order."""
-        queue, live = lane.queue, lane.users
+        queue, live, piece_cost = lane.queue, lane.users, self._piece_cost
+        room = self.max_bytes - len(BODY_OPEN) - len(BODY_CLOSE)
         parts = [BODY_OPEN]
         spans: list[BatchUser] = []
         at = len(BODY_OPEN)
         held = 0
-        while queue and len(spans) < self.max_users:
+        for _ in range(self.max_users):
+            if not queue:
+                break
             user = queue[0]
             size = user.size
-            if at + size + (1 if spans else 0) + len(BODY_CLOSE) > self.max_bytes:
+            if size > room:
                 break
             queue.popleft()
-            if spans:
-                parts.append(b",")
-                at += 1
+            room -= size + 1  # and the comma before the next
             user.write(parts)
+            parts.append(b",")
             spans.append(BatchUser(at, at + size, user.n_events, user.origins))
-            at += size
-            held += size + _USER_COST + self._piece_cost * (len(user.origins) // 3)
+            at += size + 1
+            held += size + _USER_COST + piece_cost * (len(user.origins) // 3)
             if live.get(user.key) is user:
                 del live[user.key]
             else:
                 break  # sealed
         lane.held -= held
-        parts.append(BODY_CLOSE)
+        parts[-1] = BODY_CLOSE  # in place of the last comma
         self._seq += 1
         out.batches.append(Batch(self._seq, lane.number, spans, b"".join(parts)))
 
