@@ -289,6 +289,12 @@ def test_out_of_range_value_is_an_error(tmp_path: Path) -> None:
         run(path, profile="p")
 
 
+def test_grouping_buffer_below_one_megabyte_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", "[profiles.p]\nbuffer_mb = 0\n")
+    with pytest.raises(ConfigError, match="buffer_mb must be at least 1"):
+        run(path, profile="p")
+
+
 def test_api_key_and_api_key_file_together_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", '[profiles.p]\napi_key = "x"\napi_key_file = "k"\n')
     with pytest.raises(ConfigError, match="not both"):
