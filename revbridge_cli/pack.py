@@ -45,8 +45,9 @@ PIECE_COST = 60
 
 def _owned(data: bytes) -> bytes:
     """A right-sized copy. orjson's output keeps a 4 KiB buffer whatever its length: fine for
-    bytes that die young, ruinous for the thousands an open batch holds (8 MB a lane)."""
-    return memoryview(data).tobytes()
+    bytes that die young, ruinous for the many thousands the grouping buffer holds.
+    (`%` formatting copies in half the time of `memoryview(...).tobytes()`.)"""
+    return b"%b" % data
 
 
 def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int:
