@@ -333,7 +333,7 @@ class Run:
             ]
             workers = [asyncio.create_task(self._worker(q)) for q in queues]
             try:
-                await self._produce(lambda b: self._put(queues[b.lane], b))
+                await self._produce(lambda b: self._put(queues[b.lane], b, reading=True))
                 for batch in self.packer.flush():
                     await self._put(queues[batch.lane], batch)
                 for q in queues:
@@ -350,15 +350,18 @@ class Run:
         if self.sender.fatal is not None:
             self.summary.fatal = self.sender.fatal.message
 
-    async def _put(self, queue: asyncio.Queue[Batch | None], batch: Batch | None) -> bool:
+    async def _put(
+        self, queue: asyncio.Queue[Batch | None], batch: Batch | None, reading: bool = False
+    ) -> bool:
         """Hand a batch to its lane; a stop while waiting for room ends the wait at once
-        (the lane may sit behind a hung request) and the lane's queue is emptied."""
+        (the lane may sit behind a hung request) and the lane's queue is emptied. A wait
+        while reading means requests are the bottleneck: the packer may then hold more."""
         if self.stopping is None and not queue.full():
             queue.put_nowait(batch)
             return True
         if self.stopping is None:
-            if batch is not None:
-                self.packer.grow()  # the reader outruns the requests: group more per request
+            if reading:
+                self.packer.grow()
             put = asyncio.ensure_future(queue.put(batch))
             stop = asyncio.ensure_future(self._stopped.wait())
             await asyncio.wait({put, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -32,15 +32,16 @@ def events(first: int, last: int) -> list[dict[str, Any]]:
     return [event(f"u{n}", n) for n in range(first, last + 1)]
 
 
-def start(sb: Sandbox, tmp: Path, *inputs: str | Path, extra: tuple[str, ...] = ()) -> Any:
+def start(
+    sb: Sandbox, tmp: Path, *inputs: str | Path, extra: tuple[str, ...] = (), state: bool = True
+) -> Any:
     args = [
         sys.executable,
         "-m",
         "revbridge_cli",
         "send",
         *map(str, inputs),
-        "--state",
-        str(tmp / "run.state"),
+        *(("--state", str(tmp / "run.state")) if state else ()),
         "--rejected",
         str(tmp / "rejected.ndjson"),
         "--json",
@@ -62,8 +63,10 @@ def finish(proc: Any, timeout: float = 30) -> tuple[int, dict[str, Any], str]:
     return proc.returncode, summary, err
 
 
-def run(sb: Sandbox, tmp: Path, *inputs: str | Path, extra: tuple[str, ...] = ()) -> Any:
-    return finish(start(sb, tmp, *inputs, extra=extra))
+def run(
+    sb: Sandbox, tmp: Path, *inputs: str | Path, extra: tuple[str, ...] = (), state: bool = True
+) -> Any:
+    return finish(start(sb, tmp, *inputs, extra=extra, state=state))
 
 
 def wait_for_requests(sb: Sandbox, n: int, proc: Any, timeout: float = 15) -> None:
@@ -175,6 +178,66 @@ def test_signal_stops_cleanly_and_the_rerun_continues(
     assert second["possible_duplicate_events"] == 0
     assert second["records_skipped"] + second["records_read"] <= N
     assert first["events_accepted"] + second["events_accepted"] == N
+
+
+def interleaved(users: int, rounds: int) -> list[dict[str, Any]]:
+    """Users spread through the file, 100-byte pads: more than a 1 MB grouping buffer holds."""
+    return [
+        event(f"u{u}", n * users + u, pad="x" * 100) for n in range(rounds) for u in range(users)
+    ]
+
+
+HELD = ("--concurrency", "2", "--max-users", "50", "--buffer-mb", "1")
+
+
+def test_a_stop_leaves_what_the_grouping_buffer_held_for_the_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """At the stop, users the buffer held back were never sent: the journal leaves their
+    records unsettled (though later records of the file are done), and the rerun sends each
+    exactly once."""
+    data = write_ndjson(tmp_path / "events.ndjson", interleaved(2000, 3))
+    sandbox.set_faults(latency=0.1)
+    proc = start(sandbox, tmp_path, data, extra=HELD)
+    wait_for_requests(sandbox, 4, proc)
+    proc.send_signal(signal.SIGINT)
+    code, first, err = finish(proc)
+    assert code == 130, err
+    assert first["events_pending"] > 0
+    assert 0 < first["events_accepted"] == len(seqs(sandbox))
+
+    sandbox.set_faults(latency=0.0)
+    code, second, err = run(sandbox, tmp_path, data, extra=HELD)
+    assert code == 0, err
+    assert_exactly_once(sandbox, 0, 5999)
+    assert second["possible_duplicate_events"] == 0
+
+
+def test_ctrl_c_without_state_keeps_what_was_not_sent_in_the_rejected_file(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Without --state the promise is: every record up to where reading stopped was accepted
+    or is in the rejected file (the buffer's users as `undelivered`), and sending that file
+    delivers the rest exactly once."""
+    data = write_ndjson(tmp_path / "events.ndjson", interleaved(2000, 3))
+    sandbox.set_faults(latency=0.1)
+    proc = start(sandbox, tmp_path, data, extra=HELD, state=False)
+    wait_for_requests(sandbox, 4, proc)
+    proc.send_signal(signal.SIGINT)
+    code, first, err = finish(proc)
+    assert code == 130, err
+    (stopped,) = [n for n in first["notices"] if n.startswith("reading stopped after")]
+    last_line = int(stopped.split(":")[1])  # "reading stopped after FILE:LINE: ..."
+    rows = read_ndjson(tmp_path / "rejected.ndjson")
+    assert rows and {row["kind"] for row in rows} == {"undelivered"}
+    accepted = seqs(sandbox)
+    kept = sorted(e["seq"] for row in rows for e in row["user"]["events"])
+    assert sorted(accepted + kept) == list(range(last_line))  # seq n is on line n + 1
+
+    sandbox.set_faults(latency=0.0)
+    code, _, err = run(sandbox, tmp_path, tmp_path / "rejected.ndjson", state=False)
+    assert code == 0, err
+    assert_exactly_once(sandbox, 0, last_line - 1)
 
 
 def test_signal_during_a_hung_request_waits_the_grace_then_counts_it_in_doubt(
