@@ -190,6 +190,18 @@ def interleaved(users: int, rounds: int) -> list[dict[str, Any]]:
 HELD = ("--concurrency", "2", "--max-users", "50", "--buffer-mb", "1")
 
 
+def interrupted(sb: Sandbox, tmp: Path, data: Path, state: bool) -> dict[str, Any]:
+    """A run over `data` at 100 ms a request, Ctrl-C'd after its fourth request."""
+    sb.set_faults(latency=0.1)
+    proc = start(sb, tmp, data, extra=HELD, state=state)
+    wait_for_requests(sb, 4, proc)
+    proc.send_signal(signal.SIGINT)
+    code, summary, err = finish(proc)
+    assert code == 130, err
+    sb.set_faults(latency=0.0)
+    return summary
+
+
 def test_a_stop_leaves_what_the_grouping_buffer_held_for_the_rerun(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -197,16 +209,10 @@ def test_a_stop_leaves_what_the_grouping_buffer_held_for_the_rerun(
     records unsettled (though later records of the file are done), and the rerun sends each
     exactly once."""
     data = write_ndjson(tmp_path / "events.ndjson", interleaved(2000, 3))
-    sandbox.set_faults(latency=0.1)
-    proc = start(sandbox, tmp_path, data, extra=HELD)
-    wait_for_requests(sandbox, 4, proc)
-    proc.send_signal(signal.SIGINT)
-    code, first, err = finish(proc)
-    assert code == 130, err
+    first = interrupted(sandbox, tmp_path, data, state=True)
     assert first["events_pending"] > 0
     assert 0 < first["events_accepted"] == len(seqs(sandbox))
 
-    sandbox.set_faults(latency=0.0)
     code, second, err = run(sandbox, tmp_path, data, extra=HELD)
     assert code == 0, err
     assert_exactly_once(sandbox, 0, 5999)
@@ -220,12 +226,7 @@ def test_ctrl_c_without_state_keeps_what_was_not_sent_in_the_rejected_file(
     or is in the rejected file (the buffer's users as `undelivered`), and sending that file
     delivers the rest exactly once."""
     data = write_ndjson(tmp_path / "events.ndjson", interleaved(2000, 3))
-    sandbox.set_faults(latency=0.1)
-    proc = start(sandbox, tmp_path, data, extra=HELD, state=False)
-    wait_for_requests(sandbox, 4, proc)
-    proc.send_signal(signal.SIGINT)
-    code, first, err = finish(proc)
-    assert code == 130, err
+    first = interrupted(sandbox, tmp_path, data, state=False)
     (stopped,) = [n for n in first["notices"] if n.startswith("reading stopped after")]
     last_line = int(stopped.split(":")[1])  # "reading stopped after FILE:LINE: ..."
     rows = read_ndjson(tmp_path / "rejected.ndjson")
@@ -234,7 +235,6 @@ def test_ctrl_c_without_state_keeps_what_was_not_sent_in_the_rejected_file(
     kept = sorted(e["seq"] for row in rows for e in row["user"]["events"])
     assert sorted(accepted + kept) == list(range(last_line))  # seq n is on line n + 1
 
-    sandbox.set_faults(latency=0.0)
     code, _, err = run(sandbox, tmp_path, tmp_path / "rejected.ndjson", state=False)
     assert code == 0, err
     assert_exactly_once(sandbox, 0, last_line - 1)
