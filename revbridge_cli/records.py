@@ -62,7 +62,7 @@ class ShapeOptions:
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
-    """Records with equal primary identifiers are one user (README "Grouping"). As JSON text:
+    """Records with equal primary identifiers are one user (README, "Input shapes"). As JSON text:
     any value can be compared that way, and it is the smallest key to hold for the thousands
     of users the packer's buffer keeps (a tuple of the strings costs three times as much)."""
     key = [identifiers.get(name) for name in contract.PRIMARY_IDENTIFIERS]

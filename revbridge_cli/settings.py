@@ -8,6 +8,7 @@ from typing import Any
 
 from revbridge_cli import contract
 from revbridge_cli.config import Connection, Secret
+from revbridge_cli.pack import DEFAULT_BUFFER_BYTES
 from revbridge_cli.records import ShapeOptions
 from revbridge_cli.retry import RetryPolicy
 
@@ -22,7 +23,7 @@ class SendSettings:
     concurrency: int = 4
     max_users: int = contract.MAX_USERS
     max_bytes: int = contract.MAX_BODY_BYTES
-    buffer_mb: int = 160  # the packer's grouping buffer, all lanes together
+    buffer_mb: int = DEFAULT_BUFFER_BYTES // 1_000_000  # the grouping buffer, all lanes
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     shape: ShapeOptions = field(default_factory=ShapeOptions)
