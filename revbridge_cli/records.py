@@ -62,9 +62,11 @@ class ShapeOptions:
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
-    """Records with equal primary identifiers are one user (README, "Input shapes"). As JSON text:
-    any value can be compared that way, and it is the smallest key to hold for the thousands
-    of users the packer's buffer keeps (a tuple of the strings costs three times as much)."""
+    """Records with equal primary identifiers are one user (README, "Input shapes").
+
+    As JSON text: any value can be compared that way, and it is the smallest key to hold for
+    the thousands of users the packer's buffer keeps (a tuple of the strings costs three
+    times as much)."""
     key = [identifiers.get(name) for name in contract.PRIMARY_IDENTIFIERS]
     return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
 
