@@ -26,6 +26,7 @@ class Figure:
     total_events: int
     seconds: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)  # what the contender said it sent
     note: str = ""
 
     @property
@@ -53,6 +54,11 @@ class Figure:
     def peak_rss(self) -> float:
         return statistics.median(self.rss_mb)
 
+    @property
+    def median_requests(self) -> float | None:
+        """Per run of `events`: with latency, what a contender's wall time mostly pays for."""
+        return statistics.median(self.requests) if self.requests else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -67,6 +73,7 @@ class Figure:
             "wall_seconds_full_input": round(self.wall, 3),
             "extrapolated": self.extrapolated,
             "peak_rss_mb": round(self.peak_rss, 1),
+            "runs_requests": self.requests,
             "note": self.note,
         }
 
@@ -100,17 +107,19 @@ def machine() -> dict[str, Any]:
 
 def _row(f: Figure) -> list[str]:
     star = "*" if f.extrapolated else ""
+    requests = f.median_requests
     return [
         f.name,
         f"{f.events:,}",
         f"{f.wall:,.2f}{star}",
         f"{f.rate:,.0f}",
         f"{f.mb_per_s:,.1f}",
+        "-" if requests is None else f"{requests:,.0f}",
         f"{f.peak_rss:,.1f}",
     ]
 
 
-_HEADER = ["contender", "events run", "wall s", "events/s", "MB/s", "peak RSS MB"]
+_HEADER = ["contender", "events run", "wall s", "events/s", "MB/s", "requests", "peak RSS MB"]
 
 
 def text_table(figures: list[Figure]) -> str:

@@ -68,8 +68,9 @@ class Bench:
         if fig.extrapolated:
             argv += ["--limit", str(fig.events)]
         run = run_child(argv)
-        self._check("naive importer", run, _last_json(run).get("users_accepted") == fig.events)
-        self._record("naive", run, fig)
+        summary = _last_json(run)
+        self._check("naive importer", run, summary.get("users_accepted") == fig.events)
+        self._record("naive", run, fig, summary.get("requests"))
 
     def revbridge(self, path: Path, sb: SandboxProcess, fig: Figure) -> None:
         argv = [*revbridge_command(), "send", str(path), *sb.credentials(), "--quiet", "--json"]
@@ -77,12 +78,14 @@ class Bench:
         summary = _last_json(run)
         accepted = summary.get("events_accepted") == fig.events
         self._check(f"revbridge send {path.name}", run, accepted and summary.get("exit_code") == 0)
-        self._record("revbridge", run, fig)
+        self._record("revbridge", run, fig, summary.get("requests"))
 
-    def _record(self, what: str, run: ChildRun, fig: Figure) -> None:
+    def _record(self, what: str, run: ChildRun, fig: Figure, requests: int | None = None) -> None:
         self._log(what, run)
         fig.seconds.append(run.seconds)
         fig.rss_mb.append(run.peak_rss_mb)
+        if isinstance(requests, int):
+            fig.requests.append(requests)
 
     # ---- scenarios -----------------------------------------------------------------------
 
