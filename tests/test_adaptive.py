@@ -12,6 +12,7 @@ from conftest import cli_json, event, seqs, write_ndjson
 from revbridge_cli import deliver
 from revbridge_cli.deliver import AdaptiveLimit
 from revbridge_cli.sandbox import Faults, Sandbox
+from revbridge_cli.summary import Summary
 
 
 class Clock:
@@ -132,3 +133,8 @@ def test_a_slow_server_grows_the_grouping_buffer_so_fewer_requests_carry_more(
         for e in sb.events():
             by_user.setdefault(e["identifiers"]["user_id"], []).append(e["properties"]["seq"])
         assert all(s == sorted(s) for s in by_user.values())
+
+
+def test_the_summary_names_the_grouping_buffer_only_once_it_grew() -> None:
+    assert ("grouping buffer at most", "3.2 MB") in Summary(grouping_buffer_mb=3.2).rows()
+    assert not any("grouping" in label for label, _ in Summary().rows())
