@@ -71,7 +71,6 @@ __all__ = [
     "expand_inputs",
     "file_identity",
     "is_empty",
-    "read_records",
     "same_file",
 ]
 
@@ -400,19 +399,3 @@ class Reader:
             cr = (data[nl - 1 : nl] if nl else last) == b"\r"  # CRLF: the CR is line end too
             yield self._too_large(n, off, size + nl - cr, head)
             return n, off, data[nl + 1 :]
-
-
-def read_records(
-    path: str,
-    fmt: str | None = None,
-    start_offset: int = 0,
-    start_line: int = 0,
-    hold_partial_last_line: bool = False,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> Iterator[RawRecord]:
-    """Yield the records of one input; see `Reader` for the details and the counters.
-
-    Use `Reader` directly when the caller needs progress, the resume point, or what was held
-    back; this is the short form for everyone else.
-    """
-    yield from Reader(path, fmt, start_offset, start_line, hold_partial_last_line, max_line_bytes)

@@ -21,7 +21,6 @@ from revbridge_cli.reader import (
     expand_inputs,
     file_identity,
     is_empty,
-    read_records,
     same_file,
 )
 
@@ -41,7 +40,7 @@ def ndjson(*values: Any) -> bytes:
 def collect(path: str, **kw: Any) -> tuple[list[RawRecord], InputError | None]:
     records: list[RawRecord] = []
     try:
-        for rec in read_records(path, **kw):
+        for rec in Reader(path, **kw):
             records.append(rec)
     except InputError as e:
         return records, e
@@ -57,7 +56,7 @@ def values(records: list[RawRecord]) -> list[Any]:
 
 def test_ndjson_blank_lines_crlf_and_bom_are_normal_input(tmp_path: Path) -> None:
     data = b'\xef\xbb\xbf{"a":1}\r\n\r\n   \n{"a":2}\r\n\n\t\n{"a":3}'
-    records = list(read_records(write(tmp_path, "x.ndjson", data)))
+    records = list(Reader(write(tmp_path, "x.ndjson", data)))
     assert [(r.line, r.value) for r in records] == [(1, {"a": 1}), (4, {"a": 2}), (7, {"a": 3})]
     assert all(r.error is None and r.raw is None for r in records)
     assert records[-1].end_offset == len(data)
@@ -85,7 +84,7 @@ BAD_LINES = [
 def test_nesting_up_to_what_orjson_can_write_is_fine(tmp_path: Path) -> None:
     line = b'{"a":' * 254 + b"1" + b"}" * 254 + b"\n"
     padded = b'{"s":"' + b"[" * 600 + b'","a":[' + b"[" * 200 + b"]" * 200 + b"]}\n"
-    records = list(read_records(write(tmp_path, "x.ndjson", line + padded)))
+    records = list(Reader(write(tmp_path, "x.ndjson", line + padded)))
     assert [r.error for r in records] == [None, None]
 
 
@@ -94,7 +93,7 @@ def test_each_bad_line_becomes_an_error_record_between_good_ones(
     tmp_path: Path, line: bytes, reason: str
 ) -> None:
     data = b'{"n":1}\n' + line + b'\n{"n":2}\n'
-    records = list(read_records(write(tmp_path, "x.ndjson", data)))
+    records = list(Reader(write(tmp_path, "x.ndjson", data)))
     assert [r.line for r in records] == [1, 2, 3]
     good1, bad, good2 = records
     assert (good1.value, good2.value) == ({"n": 1}, {"n": 2})
@@ -107,7 +106,7 @@ def test_each_bad_line_becomes_an_error_record_between_good_ones(
 def test_oversized_line_is_reported_with_a_prefix_and_not_parsed(tmp_path: Path) -> None:
     long = b'{"a":"' + b"x" * 300_000 + b'"}'
     data = b'{"n":1}\n' + long + b'\r\n{"n":2}\n' + b'{"s":"' + b"y" * 500 + b'"}\n'
-    records = list(read_records(write(tmp_path, "x.ndjson", data), max_line_bytes=400))
+    records = list(Reader(write(tmp_path, "x.ndjson", data), max_line_bytes=400))
     assert [r.line for r in records] == [1, 2, 3, 4]
     big, small = records[1], records[3]
     assert big.error == "line too large: 300,008 bytes, a request may be at most 400 bytes"
@@ -125,7 +124,7 @@ def test_oversized_line_is_reported_with_a_prefix_and_not_parsed(tmp_path: Path)
 def test_oversized_last_line_without_newline(tmp_path: Path) -> None:
     data = b'{"n":1}\n' + b"z" * 200_000
     path = write(tmp_path, "x.ndjson", data)
-    records = list(read_records(path, max_line_bytes=1000))
+    records = list(Reader(path, max_line_bytes=1000))
     assert records[-1].error is not None and "200,000 bytes" in records[-1].error
     reader = Reader(path, hold_partial_last_line=True, max_line_bytes=1000)
     assert [r.value for r in reader] == [{"n": 1}]
@@ -134,7 +133,7 @@ def test_oversized_last_line_without_newline(tmp_path: Path) -> None:
 
 def test_default_line_limit_is_the_request_limit(tmp_path: Path) -> None:
     line = b'{"a":"' + b"x" * 10_000_000 + b'"}\n'
-    records = list(read_records(write(tmp_path, "x.ndjson", line + b'{"b":1}\n')))
+    records = list(Reader(write(tmp_path, "x.ndjson", line + b'{"b":1}\n')))
     assert records[0].error == (
         "line too large: 10,000,008 bytes, a request may be at most 10,000,000 bytes"
     )
@@ -145,10 +144,10 @@ def test_resume_from_end_offset_yields_exactly_the_following_records(tmp_path: P
     data = ndjson(*({"i": i} for i in range(20))).replace(b'{"i":5}\n', b'{"i":5}\n\n')
     for name, blob in [("x.ndjson", data), ("x.ndjson.gz", gzip.compress(data))]:
         path = write(tmp_path, name, blob)
-        everything = list(read_records(path))
+        everything = list(Reader(path))
         for k in (0, 5, 12, 19):
             rec = everything[k]
-            rest = list(read_records(path, start_offset=rec.end_offset, start_line=rec.line))
+            rest = list(Reader(path, start_offset=rec.end_offset, start_line=rec.line))
             assert rest == [
                 RawRecord(path, r.line, r.end_offset, r.value) for r in everything[k + 1 :]
             ]
@@ -157,7 +156,7 @@ def test_resume_from_end_offset_yields_exactly_the_following_records(tmp_path: P
 def test_resume_past_the_end_of_a_truncated_file_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "x.ndjson", ndjson({"a": 1}))
     with pytest.raises(InputError, match="cannot resume"):
-        list(read_records(path, start_offset=1000))
+        list(Reader(path, start_offset=1000))
 
 
 def test_partial_last_line_is_held_back_only_when_asked(tmp_path: Path) -> None:
@@ -166,14 +165,14 @@ def test_partial_last_line_is_held_back_only_when_asked(tmp_path: Path) -> None:
     reader = Reader(path, hold_partial_last_line=True)
     assert values(list(reader)) == [{"a": 1}, {"a": 2}]
     assert (reader.held_back_bytes, reader.end_offset, reader.lines) == (5, 16, 2)
-    records = list(read_records(path))
+    records = list(Reader(path))
     assert records[-1].error is not None and records[-1].raw == '{"a":'
     with open(path, "ab") as f:
         f.write(b"3}\n")
-    rest = list(read_records(path, start_offset=16, start_line=2, hold_partial_last_line=True))
+    rest = list(Reader(path, start_offset=16, start_line=2, hold_partial_last_line=True))
     assert [(r.line, r.value) for r in rest] == [(3, {"a": 3})]
     complete = write(tmp_path, "done.ndjson", b'{"a":1}\n{"a":2}')
-    assert values(list(read_records(complete))) == [{"a": 1}, {"a": 2}]
+    assert values(list(Reader(complete))) == [{"a": 1}, {"a": 2}]
 
 
 # gzip
@@ -192,7 +191,7 @@ def test_gz_name_without_gzip_magic_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a gzip file"):
         check_input(path)
     with pytest.raises(InputError, match="not a gzip file"):
-        list(read_records(path))
+        list(Reader(path))
 
 
 def test_truncated_gzip_keeps_complete_records_then_raises(tmp_path: Path) -> None:
@@ -218,7 +217,7 @@ def test_corrupt_gzip_header_is_caught_by_check_input(tmp_path: Path) -> None:
 
 def test_json_array_each_item_is_a_record(tmp_path: Path) -> None:
     doc = orjson.dumps([{"a": 1}, {"b": 2.5}, [3], {"c": None}])
-    records = list(read_records(write(tmp_path, "x.json", doc)))
+    records = list(Reader(write(tmp_path, "x.json", doc)))
     assert [r.line for r in records] == [1, 2, 3, 4]
     assert values(records) == [{"a": 1}, {"b": 2.5}, {"c": None}]
     assert records[2].error == "not a JSON object (got array)" and records[2].raw == "[3]"
@@ -227,7 +226,7 @@ def test_json_array_each_item_is_a_record(tmp_path: Path) -> None:
 def test_pretty_printed_users_body_yields_each_user(tmp_path: Path) -> None:
     body = {"users": [{"id": "u1"}, {"id": "u2"}]}
     path = write(tmp_path, "body.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
-    records = list(read_records(path))
+    records = list(Reader(path))
     assert [(r.line, r.value, r.from_users) for r in records] == [
         (1, {"id": "u1"}, True),
         (2, {"id": "u2"}, True),
@@ -237,7 +236,7 @@ def test_pretty_printed_users_body_yields_each_user(tmp_path: Path) -> None:
 def test_pretty_printed_single_object_is_one_record(tmp_path: Path) -> None:
     event = {"user_id": "u1", "event": "signup", "props": {"a": [1, 2]}}
     path = write(tmp_path, "one.json", orjson.dumps(event, option=orjson.OPT_INDENT_2))
-    assert [(r.line, r.value) for r in read_records(path)] == [(1, event)]
+    assert [(r.line, r.value) for r in Reader(path)] == [(1, event)]
 
 
 def test_large_documents_stream_with_ints_and_floats(tmp_path: Path) -> None:
@@ -273,32 +272,32 @@ def test_deeply_nested_document_stops_with_input_error(tmp_path: Path) -> None:
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
     item = {"s": "[[[{{{" * 300 + '\\"[[[', "t": "]]]" * 100}
     path = write(tmp_path, "x.json", orjson.dumps([item] * 2000, option=orjson.OPT_INDENT_2))
-    assert values(list(read_records(path))) == [item] * 2000
+    assert values(list(Reader(path))) == [item] * 2000
 
 
 def test_json_document_item_nested_deeper_than_orjson_writes(tmp_path: Path) -> None:
     deep = b'{"a":' * 300 + b"1" + b"}" * 300
-    records = list(read_records(write(tmp_path, "x.json", b'[{"a":1},\n' + deep + b',{"b":2}]')))
+    records = list(Reader(write(tmp_path, "x.json", b'[{"a":1},\n' + deep + b',{"b":2}]')))
     assert [r.error for r in records] == [None, "nesting too deep (more than 254 levels)", None]
 
 
 def test_json_document_resumes_by_record_number(tmp_path: Path) -> None:
     doc = orjson.dumps([{"i": i} for i in range(10)], option=orjson.OPT_INDENT_2)
-    records = list(read_records(write(tmp_path, "x.json", doc), start_line=7))
+    records = list(Reader(write(tmp_path, "x.json", doc), start_line=7))
     assert [(r.line, r.value) for r in records] == [(8, {"i": 7}), (9, {"i": 8}), (10, {"i": 9})]
 
 
 def test_sniffing_picks_ndjson_for_a_broken_first_line(tmp_path: Path) -> None:
     path = write(tmp_path, "x.json", b'{"a": 1,,}\n{"a": 2}\n')
-    records = list(read_records(path))
+    records = list(Reader(path))
     assert records[0].error is not None and records[1].value == {"a": 2}
 
 
 def test_explicit_format_overrides_sniffing(tmp_path: Path) -> None:
     doc = orjson.dumps({"users": [{"id": 1}]})  # minified: sniffed as a one-line NDJSON file
     path = write(tmp_path, "x.json", doc)
-    assert values(list(read_records(path))) == [{"users": [{"id": 1}]}]
-    assert values(list(read_records(path, fmt="json"))) == [{"id": 1}]
+    assert values(list(Reader(path))) == [{"users": [{"id": 1}]}]
+    assert values(list(Reader(path, fmt="json"))) == [{"id": 1}]
     with pytest.raises(ValueError):
         Reader(path, fmt="csv")
 
@@ -327,7 +326,7 @@ def test_stdin_is_read_like_a_file(monkeypatch: pytest.MonkeyPatch, compress: bo
 def test_stdin_json_document(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = orjson.dumps([{"a": 1}, {"a": 2}], option=orjson.OPT_INDENT_2)
     monkeypatch.setattr(sys, "stdin", FakeStdin(doc))
-    assert values(list(read_records("-"))) == [{"a": 1}, {"a": 2}]
+    assert values(list(Reader("-"))) == [{"a": 1}, {"a": 2}]
 
 
 # progress
@@ -401,12 +400,12 @@ def test_empty_files_pass_check_input_and_are_reported_by_is_empty(tmp_path: Pat
         False,
         False,
     )
-    assert list(read_records(empty)) == [] and list(read_records(empty_gz)) == []
+    assert list(Reader(empty)) == [] and list(Reader(empty_gz)) == []
 
 
 def test_missing_file_is_an_input_error_when_read(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
-        list(read_records(str(tmp_path / "nope.ndjson")))
+        list(Reader(str(tmp_path / "nope.ndjson")))
 
 
 # file identity
@@ -463,7 +462,7 @@ def test_jsontestsuite_invalid_documents_as_ndjson_lines(
     data = b"".join(
         b'{"before":%d}\n%s\n{"after":%d}\n' % (i, line, i) for i, line in enumerate(lines)
     )
-    records = list(read_records(write(tmp_path, "corpus.ndjson", data), fmt="ndjson"))
+    records = list(Reader(write(tmp_path, "corpus.ndjson", data), fmt="ndjson"))
     by_line = {r.line: r for r in records}
     not_errors = []
     for i, path in enumerate(cases):
@@ -483,7 +482,7 @@ def test_jsontestsuite_files_never_raise_anything_but_input_error() -> None:
     for path in sorted(CORPUS.glob("*.json")):
         for fmt in (None, "json", "ndjson"):
             try:
-                for rec in read_records(str(path), fmt=fmt):
+                for rec in Reader(str(path), fmt=fmt):
                     assert (rec.value is None) != (rec.error is None)
             except InputError as e:
                 assert e.source == str(path) and "\n" not in e.message
