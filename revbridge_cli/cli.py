@@ -1,4 +1,8 @@
-"""The `revbridge` command line: options in, one settings object to the pipeline, exit code out."""
+"""The `revbridge` command line: options in, one settings object to the pipeline, exit code out.
+
+Kept thin: the options the commands share are in `cli_options`, the exit codes and the mapping
+from a run's outcome to one in `errors`, and `send --sandbox`'s server in `embedded_sandbox`.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,36 @@ import getpass
 import io
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from contextlib import nullcontext
 from typing import IO, Annotated, Any
 
 import orjson
 import typer
 
 from revbridge_cli import __version__, contract
-from revbridge_cli.config import (
-    Resolved,
-    Secret,
-    render,
-    require_credentials,
-    resolve,
+from revbridge_cli.cli_options import (
+    ApiKey,
+    ApiKeyFile,
+    BaseUrl,
+    ConfigPath,
+    CustomerId,
+    EpochTimestamps,
+    Format,
+    Inputs,
+    JsonOut,
+    LogFile,
+    Profile,
+    Quiet,
+    Rejected,
+    RequireTimestamp,
+    check_format,
 )
-from revbridge_cli.errors import Exit, UsageError
+from revbridge_cli.config import Resolved, render, require_credentials, resolve
+from revbridge_cli.embedded_sandbox import embedded_sandbox
+from revbridge_cli.errors import EXIT_CODES_HELP, Exit, UsageError, exit_code
 from revbridge_cli.journal import LockedError
 from revbridge_cli.reader import InputError
 from revbridge_cli.settings import SendSettings, build_settings
-from revbridge_cli.summary import Summary
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 everything accepted; 1 finished, but something was rejected or undelivered "
-    "(all of it is in the rejected file); 2 usage, configuration or unreadable input; "
-    "3 authentication refused; 75 another run holds the --state file; 130 interrupted (Ctrl-C); "
-    "143 terminated (SIGTERM)."
-)
 
 app = typer.Typer(
     name="revbridge",
@@ -62,108 +68,6 @@ def _root(
     ] = False,
 ) -> None:
     """Bulk importer for the RevBridge Events API, with a local sandbox server."""
-
-
-# ---- options shared by send and validate ----------------------------------------------------
-
-Inputs = Annotated[
-    list[str],
-    typer.Argument(
-        help="NDJSON or JSON files (.gz read transparently), directories, globs, or - for stdin.",
-        show_default=False,
-        metavar="FILES",
-    ),
-]
-Format = Annotated[
-    str | None,
-    typer.Option("--format", help="ndjson or json; by default detected from the content."),
-]
-Rejected = Annotated[
-    str | None,
-    typer.Option(
-        "--rejected",
-        help="Where rows set aside go (appended to). Default: a new "
-        "rejected-<UTC time>.ndjson, created only if something is set aside.",
-    ),
-]
-RequireTimestamp = Annotated[
-    bool | None,
-    typer.Option(
-        "--require-timestamp",
-        help="Set aside events without a timestamp instead of "
-        "letting the server stamp them with the time of arrival.",
-    ),
-]
-EpochTimestamps = Annotated[
-    bool | None,
-    typer.Option(
-        "--epoch-timestamps",
-        help="Convert numeric timestamps (epoch seconds or milliseconds) to ISO 8601 UTC.",
-    ),
-]
-LogFile = Annotated[
-    str | None,
-    typer.Option(
-        "--log-file",
-        help="Append a log of the run to this file, with the trace_id "
-        "of every request that was not a plain 202.",
-    ),
-]
-JsonOut = Annotated[
-    bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
-]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
-
-
-def _check_format(fmt: str | None) -> str | None:
-    if fmt not in (None, "ndjson", "json"):
-        raise UsageError(f"--format must be ndjson or json, not {fmt!r}")
-    return fmt
-
-
-ConfigPath = Annotated[
-    str | None,
-    typer.Option(
-        "--config",
-        help="Config file with profiles (default ~/.config/revbridge/config.toml, "
-        "or REVBRIDGE_CONFIG).",
-        show_default=False,
-    ),
-]
-Profile = Annotated[
-    str | None,
-    typer.Option("--profile", help="Profile of the config file to use (or REVBRIDGE_PROFILE)."),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        show_default=False,
-        help="API key. Visible in shell history and ps: prefer REVBRIDGE_API_KEY or "
-        "--api-key-file.",
-    ),
-]
-ApiKeyFile = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key-file", help="Read the API key from this file's first line (- for stdin)."
-    ),
-]
-CustomerId = Annotated[
-    str | None,
-    typer.Option(
-        "--customer-id", help="Your customer id, sent as x-customer-id (or REVBRIDGE_CUSTOMER_ID)."
-    ),
-]
-BaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        help="API base URL, or the words production / development (or "
-        "REVBRIDGE_BASE_URL). http:// only for loopback.",
-        show_default=False,
-    ),
-]
 
 
 def _resolve(flags: dict[str, Any], config: str | None, profile: str | None) -> Resolved:
@@ -291,7 +195,7 @@ def send(
             inputs,
             resolved.connection,
             resolved.options,
-            fmt=_check_format(fmt),
+            fmt=check_format(fmt),
             dry_run=dry_run,
             restart_changed=restart_changed,
         )
@@ -299,27 +203,6 @@ def send(
         _fail(str(exc))
     code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
     raise typer.Exit(int(code))
-
-
-@contextmanager
-def _embedded_sandbox(settings: SendSettings, quiet: bool) -> Iterator[SendSettings]:
-    """`--sandbox`: a local server on a free loopback port, and the settings to reach it.
-
-    Started only once the inputs are known to be readable, so a typo costs no server."""
-    from revbridge_cli.sandbox import Sandbox
-
-    with Sandbox() as sb:
-        if not quiet:
-            typer.echo(
-                f"sandbox: {sb.url} (a temporary database; to keep what arrives, run "
-                "`revbridge sandbox --db PATH` and send there)",
-                err=True,
-            )
-        yield replace(
-            settings, base_url=sb.url, api_key=Secret(sb.api_key), customer_id=sb.customer_id
-        )
-        if not quiet:
-            _sandbox_received(sb)
 
 
 _SEND_FLAGS = frozenset(
@@ -343,16 +226,6 @@ _SEND_FLAGS = frozenset(
         "log_file",
     )
 )
-
-
-def _sandbox_received(sb: Any) -> None:  # Any: the sandbox is imported only when used
-    """What the embedded sandbox stored: the proof that the events arrived."""
-    stats = sb.stats()
-    typer.echo(
-        f"sandbox: stored {stats['events_accepted']:,} events of {stats['users_accepted']:,} "
-        f"users in {stats['requests']:,} requests",
-        err=True,
-    )
 
 
 def _warn(warnings: list[str], quiet: bool) -> None:
@@ -409,7 +282,7 @@ def validate(
             "require_timestamp": require_timestamp,
             "epoch_timestamps": epoch_timestamps,
         }
-        settings = build_settings(inputs, None, options, fmt=_check_format(fmt), send=False)
+        settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
     except UsageError as exc:
         _fail(str(exc))
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
@@ -438,7 +311,7 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
         run.reporter.close()
         _fail(str(exc), Exit.LOCKED)
     try:
-        with _embedded_sandbox(settings, quiet) if sandbox else nullcontext(settings) as ready:
+        with embedded_sandbox(settings, quiet) if sandbox else nullcontext(settings) as ready:
             run.settings = ready
             summary = asyncio.run(run.execute())
     except BaseException:  # a live display must not leave the terminal without its cursor
@@ -455,16 +328,6 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
             orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
         )
     return code
-
-
-def exit_code(summary: Summary, run: object) -> Exit:
-    sender = getattr(run, "sender", None)
-    if sender is not None and sender.fatal is not None:
-        return Exit(sender.fatal.exit_code)
-    if summary.interrupted:
-        signum = getattr(run, "interrupt_signal", 2)
-        return Exit.TERMINATED if signum == 15 else Exit.INTERRUPTED
-    return Exit.OK if summary.complete else Exit.INCOMPLETE
 
 
 def _mount_sandbox() -> None:

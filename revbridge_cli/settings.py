@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from revbridge_cli import contract
-from revbridge_cli.config import Connection, Secret
+from revbridge_cli.config import Connection
+from revbridge_cli.credentials import Secret
 from revbridge_cli.pack import DEFAULT_BUFFER_BYTES
 from revbridge_cli.records import ShapeOptions
 from revbridge_cli.retry import RetryPolicy

@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from revbridge_cli.config import (
-    ConfigError,
-    Connection,
-    Secret,
-    check_base_url,
-    describe,
-    mask,
-    render,
-    require_credentials,
-    resolve,
-)
+from revbridge_cli.base_url import check_base_url
+from revbridge_cli.config import Connection, describe, render, require_credentials, resolve
 from revbridge_cli.contract import DEVELOPMENT_URL, PRODUCTION_URL
+from revbridge_cli.credentials import Secret, mask
+from revbridge_cli.errors import ConfigError
 
 KEY = "rbk_live_0123456789abcdefc3d4"
 ENV_KEY = "rbk_env_9876543210zyxwvu7777"

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from revbridge_cli import __version__
 from revbridge_cli.cli import app
-from revbridge_cli.config import mask
 from revbridge_cli.console import PlainReporter
+from revbridge_cli.credentials import mask
 from revbridge_cli.deliver import Attempt
 from revbridge_cli.sandbox import Faults, Sandbox
 from revbridge_cli.summary import Summary

@@ -1,0 +1,49 @@
+"""`send --sandbox`: the embedded sandbox, started for one run and stopped after it.
+
+The sandbox subpackage imports only `contract` from the rest, so what joins it to a send (the
+settings that point at it, the key type, the lines on stderr) lives here, on the importer's
+side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import typer
+
+from revbridge_cli.credentials import Secret
+from revbridge_cli.settings import SendSettings
+
+
+@contextmanager
+def embedded_sandbox(settings: SendSettings, quiet: bool) -> Iterator[SendSettings]:
+    """`--sandbox`: a local server on a free loopback port, and the settings to reach it.
+
+    Started only once the inputs are known to be readable, so a typo costs no server."""
+    from revbridge_cli.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        if not quiet:
+            typer.echo(
+                f"sandbox: {sb.url} (a temporary database; to keep what arrives, run "
+                "`revbridge sandbox --db PATH` and send there)",
+                err=True,
+            )
+        yield replace(
+            settings, base_url=sb.url, api_key=Secret(sb.api_key), customer_id=sb.customer_id
+        )
+        if not quiet:
+            _sandbox_received(sb)
+
+
+def _sandbox_received(sb: Any) -> None:  # Any: the sandbox is imported only when used
+    """What the embedded sandbox stored: the proof that the events arrived."""
+    stats = sb.stats()
+    typer.echo(
+        f"sandbox: stored {stats['events_accepted']:,} events of {stats['users_accepted']:,} "
+        f"users in {stats['requests']:,} requests",
+        err=True,
+    )
