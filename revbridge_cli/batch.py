@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import orjson
 
@@ -17,6 +18,10 @@ from revbridge_cli.records import Origin
 
 BODY_OPEN = b'{"users":['
 BODY_CLOSE = b"]}"
+
+# A user object's origins, (file, line, offset) after another: one record's own tuple, or an
+# array once several records share the object.
+Marks: TypeAlias = "array[int] | tuple[int, ...]"
 
 dumps = orjson.dumps  # the one serializer of request bytes: compact UTF-8, no NaN
 
@@ -33,7 +38,7 @@ class BatchUser:
     start: int
     end: int
     n_events: int
-    marks: array[int]
+    marks: Marks
 
     @property
     def origins(self) -> list[Origin]:
@@ -41,36 +46,52 @@ class BatchUser:
         return list(zip(m[0::3], m[1::3], m[2::3], strict=True))
 
 
+# (start, end, n_events, marks) of one user object: what the packer makes per user, as a plain
+# tuple, since most batches are accepted without anyone asking for a `BatchUser`.
+Span: TypeAlias = "tuple[int, int, int, Marks]"
+
+
 class Batch:
     """One request body, built once; `users[i]` is the server's `userIndex` i."""
 
-    __slots__ = ("_body", "lane", "seq", "users")
+    __slots__ = ("_body", "_spans", "_users", "lane", "seq")
 
-    def __init__(self, seq: int, lane: int, users: list[BatchUser], body: bytes) -> None:
+    def __init__(self, seq: int, lane: int, spans: list[Span], body: bytes) -> None:
         self.seq = seq
         self.lane = lane
-        self.users = users
+        self._spans = spans
+        self._users: list[BatchUser] | None = None
         self._body = body
 
     @classmethod
-    def of(cls, seq: int, lane: int, users: list[tuple[bytes, int, array[int]]]) -> Batch:
+    def of(cls, seq: int, lane: int, users: list[tuple[bytes, int, Marks]]) -> Batch:
         """A batch from user objects' bytes (a 413 split makes its halves this way)."""
         parts = [BODY_OPEN]
-        spans = []
+        spans: list[Span] = []
         at = len(BODY_OPEN)
         for i, (data, n_events, marks) in enumerate(users):
             if i:
                 parts.append(b",")
                 at += 1
             parts.append(data)
-            spans.append(BatchUser(at, at + len(data), n_events, marks))
+            spans.append((at, at + len(data), n_events, marks))
             at += len(data)
         parts.append(BODY_CLOSE)
         return cls(seq, lane, spans, b"".join(parts))
 
     @property
+    def users(self) -> list[BatchUser]:
+        if self._users is None:
+            self._users = [BatchUser(*span) for span in self._spans]
+        return self._users
+
+    @property
+    def n_users(self) -> int:
+        return len(self._spans)
+
+    @property
     def n_events(self) -> int:
-        return sum(u.n_events for u in self.users)
+        return sum(span[2] for span in self._spans)
 
     @property
     def size(self) -> int:
@@ -81,12 +102,12 @@ class Batch:
 
     def user_data(self, index: int) -> bytes:
         """The bytes of user `index` exactly as sent (for the rejected file, or a split)."""
-        user = self.users[index]
-        return self._body[user.start : user.end]
+        start, end, _, _ = self._spans[index]
+        return self._body[start:end]
 
-    def parts(self) -> list[tuple[bytes, int, array[int]]]:
-        return [(self.user_data(i), u.n_events, u.marks) for i, u in enumerate(self.users)]
+    def parts(self) -> list[tuple[bytes, int, Marks]]:
+        return [(self._body[start:end], n, marks) for start, end, n, marks in self._spans]
 
     def origins(self) -> Iterator[Origin]:
         for user in self.users:
-            yield from user.origins
+            yield from user.origins  # only --state asks, once a batch has its verdict

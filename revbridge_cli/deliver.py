@@ -45,14 +45,14 @@ class Outcome:
 
     @property
     def accepted_users(self) -> int:
-        return 0 if self.undelivered else len(self.batch.users) - len(self.rejected)
+        return 0 if self.undelivered else self.batch.n_users - len(self.rejected)
 
     @property
     def accepted_events(self) -> int:
         if self.undelivered:
             return 0
-        users = self.batch.users
-        return sum(u.n_events for i, u in enumerate(users) if i not in self.rejected)
+        batch = self.batch
+        return batch.n_events - sum(batch.users[i].n_events for i in self.rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +285,9 @@ class Sender:
                     elapsed,
                     error,
                     wait,
-                    len(batch.users),
+                    batch.n_users,
                     len(body),
-                    len(_errors(data, len(batch.users))) if status == 202 else 0,
+                    len(_errors(data, batch.n_users)) if status == 202 else 0,
                 )
             )
             if wait is not None:
@@ -310,7 +310,7 @@ class Sender:
             return self._judge(outcome, status, data)
 
     def _judge(self, outcome: Outcome, status: int, data: dict[str, Any]) -> Outcome | None:
-        n_users = len(outcome.batch.users)
+        n_users = outcome.batch.n_users
         if status == 202:
             outcome.rejected = _errors(data, n_users)
             return outcome

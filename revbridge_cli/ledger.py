@@ -60,7 +60,7 @@ class Ledger:
         """Dry run and validate: what would have gone out."""
         summary = self.summary
         summary.batches += 1
-        summary.users_sent += len(batch.users)
+        summary.users_sent += batch.n_users
         summary.events_sent += batch.n_events
         summary.bytes_sent += batch.size
 
@@ -74,14 +74,14 @@ class Ledger:
         """A batch's verdict: counters, and a row for every user that was not accepted."""
         summary = self.summary
         batch = outcome.batch
-        summary.users_sent += len(batch.users)
+        summary.users_sent += batch.n_users
         summary.events_sent += batch.n_events
         if outcome.in_doubt_resent:
             summary.possible_duplicate_events += batch.n_events
         if outcome.undelivered:
-            summary.users_undelivered += len(batch.users)
+            summary.users_undelivered += batch.n_users
             summary.events_undelivered += batch.n_events
-            for index in range(len(batch.users)):
+            for index in range(batch.n_users):
                 self._user_row(batch, index, outcome.undelivered, "undelivered", outcome)
             return
         summary.users_accepted += outcome.accepted_users

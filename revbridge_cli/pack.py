@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
 
 from revbridge_cli import contract
-from revbridge_cli.batch import BODY_CLOSE, BODY_OPEN, Batch, BatchUser, dumps
+from revbridge_cli.batch import BODY_CLOSE, BODY_OPEN, Batch, Marks, Span, dumps
 from revbridge_cli.records import Invalid, Origin, UserPart
 
 _IDS_OPEN = b'{"identifiers":'
@@ -43,11 +43,11 @@ _USER_COST = 320
 PIECE_COST = 60
 
 
-def _owned(data: bytes) -> bytes:
-    """A right-sized copy. orjson's output keeps a 4 KiB buffer whatever its length: fine for
-    bytes that die young, ruinous for the many thousands the grouping buffer holds.
-    (`%` formatting copies in half the time of `memoryview(...).tobytes()`.)"""
-    return b"%b" % data
+# A right-sized copy of bytes. orjson's output keeps a 4 KiB buffer whatever its length: fine
+# for bytes that die young, ruinous for the many thousands the grouping buffer holds.
+# (`%` formatting copies in half the time of `memoryview(...).tobytes()`, and as a bound C
+# method it costs no Python call.)
+_owned: Callable[[bytes], bytes] = b"%b".__mod__
 
 
 def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int:
@@ -59,8 +59,8 @@ def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int
 class _OpenUser:
     """One user object still growing in its lane. Sizes are kept as it grows: this is the hot
     path, and thousands of these wait in the grouping buffer, so they are lean: identifiers
-    and properties as their bytes only (decoded again on the rare merge), origins as a flat
-    array of (file, line, offset) triples.
+    and properties as their bytes only (decoded again on the rare merge), origins as the
+    record's own (file, line, offset) tuple, and a flat array of triples once there are more.
 
     `events` holds the events' bytes joined by commas, in a bytearray that owns its memory
     (see `_owned`); `size` is the whole user object's.
@@ -83,8 +83,14 @@ class _OpenUser:
         self.props_bytes = props_bytes
         self.events = events
         self.n_events = n_events
-        self.origins = array("q", origin)
+        self.origins: Marks = origin  # the part's own tuple: most users never get a second
         self.size = size
+
+    def grew(self, origin: Origin) -> None:
+        """A further record joined: from now on its origins are kept flat, in an array."""
+        if type(self.origins) is tuple:
+            self.origins = array("q", self.origins)
+        self.origins.extend(origin)  # type: ignore[union-attr]
 
     def write(self, parts: list[bytes]) -> None:
         """Append this user object's pieces to a body being built (joined once, at close)."""
@@ -180,43 +186,42 @@ class Packer:
         how many pieces of the part were placed."""
         key = part.key
         lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
-        if len(part.events) == 1:  # most parts are one flat event: no comprehension frame
-            events = [dumps(part.events[0])]
-            joined = len(events[0])
-        else:
-            events = [dumps(e) for e in part.events]
-            joined = sum(map(len, events)) + len(events) - 1
+        events = part.events
+        # Most parts are one flat event: no list, no comprehension frame.
+        data = dumps(events[0]) if len(events) == 1 else b",".join([dumps(e) for e in events])
         props = part.user_properties
         props_bytes = _owned(dumps(props)) if props is not None else None
         user = lane.users.get(key)
         # The common case first: the whole part fits in the user's object.
         if user is None:
             ids_bytes = _owned(dumps(part.identifiers))
-            size = _user_size(len(ids_bytes), props_bytes, joined)
+            size = _user_size(len(ids_bytes), props_bytes, len(data))
             if size <= self._user_cap:
-                data = bytearray(events[0]) if len(events) == 1 else bytearray(b",".join(events))
                 key = _owned(key)
-                user = _OpenUser(key, ids_bytes, props_bytes, data, len(events), part.origin, size)
+                user = _OpenUser(
+                    key, ids_bytes, props_bytes, bytearray(data), len(events), part.origin, size
+                )
                 lane.users[key] = user
                 lane.queue.append(user)
                 lane.held += size + _USER_COST + self._piece_cost
                 return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         else:
             ids_bytes, pbytes = _merged(user, part, props_bytes)
-            size = _user_size(len(ids_bytes), pbytes, len(user.events) + 1 + joined)
+            size = _user_size(len(ids_bytes), pbytes, len(user.events) + 1 + len(data))
             if size <= self._user_cap:
                 lane.held += size - user.size + self._piece_cost
                 user.ids_bytes, user.props_bytes = ids_bytes, pbytes
                 user.events += b","
-                user.events += events[0] if len(events) == 1 else b",".join(events)
+                user.events += data
                 user.n_events += len(events)
                 user.size = size
-                user.origins.extend(part.origin)
+                user.grew(part.origin)
                 return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         out = Packed()
+        pieces = [dumps(e) for e in events]  # the rare split: one by one
         start = 0
-        while start < len(events):
-            start = self._add_events(lane, part, events, start, props_bytes, out)
+        while start < len(pieces):
+            start = self._add_events(lane, part, pieces, start, props_bytes, out)
         return self._drain(lane, out)
 
     def _add_events(
@@ -274,7 +279,7 @@ class Packer:
             user.events += chunk
             user.n_events += taken
             user.size = size
-            user.origins.extend(part.origin)
+            user.grew(part.origin)
         out.placed += 1
         return start + taken
 
@@ -327,7 +332,7 @@ class Packer:
         queue, live, piece_cost = lane.queue, lane.users, self._piece_cost
         room = self.max_bytes - len(BODY_OPEN) - len(BODY_CLOSE)
         parts = [BODY_OPEN]
-        spans: list[BatchUser] = []
+        spans: list[Span] = []
         at = len(BODY_OPEN)
         held = 0
         for _ in range(self.max_users):
@@ -341,7 +346,7 @@ class Packer:
             room -= size + 1  # and the comma before the next
             user.write(parts)
             parts.append(b",")
-            spans.append(BatchUser(at, at + size, user.n_events, user.origins))
+            spans.append((at, at + size, user.n_events, user.origins))
             at += size + 1
             held += size + _USER_COST + piece_cost * (len(user.origins) // 3)
             if live.get(user.key) is user:
