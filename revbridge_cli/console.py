@@ -3,7 +3,8 @@
 Cron mails whatever a job prints, and CI logs keep it forever, so off a terminal there is no
 progress bar, no escape code, and at most one line every few seconds. Whether stderr is a
 terminal is decided here, from the stream itself: FORCE_COLOR or TTY_* variables set for some
-other tool in a CI job do not turn a log into a screen.
+other tool in a CI job do not turn a log into a screen. The figures shown come from meter.py;
+this module only decides where and how they are drawn.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable
 from typing import IO
 
 from rich.console import Console, RenderableType
-from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     Progress,
@@ -27,124 +26,12 @@ from rich.progress import (
 from rich.text import Text
 
 from revbridge_cli.deliver import Attempt
+from revbridge_cli.meter import Meter, counters, sending, unit
 from revbridge_cli.summary import Summary, render_plain, render_table
 
 PLAIN_INTERVAL_SECONDS = 5.0
 LOG_FILE_INTERVAL_SECONDS = 60.0
 RICH_INTERVAL_SECONDS = 0.1
-RATE_WINDOW_SECONDS = 10.0
-
-
-class _Meter:
-    """What both screens show, kept between calls: input bytes (never going back), the rate
-    over the last few seconds, and the batches waiting to be retried."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.bytes_read = 0
-        self.total_bytes: int | None = None
-        self.summary: Summary | None = None
-        self.retrying: set[int] = set()
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def update(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
-        self.summary = summary
-        # The pipeline reports the bytes of finished files plus those read in the current one;
-        # a report made between two reads may not know the latter: keep the furthest point.
-        self.bytes_read = max(self.bytes_read, bytes_read)
-        self.total_bytes = total_bytes
-        now = time.monotonic()
-        self._samples.append((now, _done(summary)))
-        while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW_SECONDS:
-            self._samples.popleft()
-
-    def attempt(self, attempt: Attempt) -> None:
-        if attempt.retry_in is not None:
-            self.retrying.add(attempt.batch_seq)
-        else:
-            self.retrying.discard(attempt.batch_seq)
-
-    def rate(self) -> float:
-        """Events (records when nothing is sent) per second, over the last ten seconds."""
-        if not self._samples:
-            return 0.0
-        now = time.monotonic()
-        t0, n0 = self._samples[0]
-        if now - t0 < 1.0:  # too short a window: the whole run so far
-            t0, n0 = self.started, 0
-        n = _done(self.summary) if self.summary else 0
-        return (n - n0) / max(now - t0, 1e-9)
-
-    def fraction(self) -> float | None:
-        """How much of the run is done, 0 to 1; None without a known input size.
-
-        Reading runs ahead of sending (the packer holds users until their batch fills), so
-        when sending it is the share of input read times the share of what was read that has
-        a verdict; a user row with several events may make the latter look done too soon.
-        """
-        if self.total_bytes is None or self.summary is None:
-            return None
-        read = min(self.bytes_read / self.total_bytes, 1.0) if self.total_bytes else 1.0
-        s = self.summary
-        if not _sending(s):
-            return read
-        valid = s.records_read - s.records_invalid
-        settled = min(s.events_sent / valid, 1.0) if valid > 0 else 1.0
-        return read * settled
-
-    def eta(self) -> float | None:
-        """Seconds left at the pace so far; None while unknown."""
-        elapsed = time.monotonic() - self.started
-        fraction = self.fraction()
-        if fraction is None or fraction <= 0.0 or elapsed < 1.0:
-            return None
-        return elapsed * (1.0 - fraction) / fraction
-
-    def bytes_text(self) -> str:
-        if self.total_bytes is None:
-            return f"{decimal(self.bytes_read)} read"
-        return f"{decimal(self.bytes_read)} of {decimal(self.total_bytes)} read"
-
-    def eta_text(self) -> str:
-        eta = self.eta()
-        return "ETA --:--" if eta is None else f"ETA {_clock(eta)}"
-
-
-def _sending(summary: Summary) -> bool:
-    return summary.sent and not summary.dry_run
-
-
-def _done(summary: Summary) -> int:
-    """What the rate counts: events with a verdict when sending, records otherwise."""
-    return summary.events_sent if _sending(summary) else summary.records_read
-
-
-def _unit(summary: Summary) -> str:
-    return "events/s" if _sending(summary) else "records/s"
-
-
-def _counters(summary: Summary, retrying: int) -> list[tuple[str, str]]:
-    """(label, number) pairs for the screen, in the order a person reads them."""
-    out = [("records", f"{summary.records_read:,}")]
-    if _sending(summary):
-        out += [
-            ("accepted", f"{summary.events_accepted:,} events"),
-            ("rejected", f"{summary.users_rejected:,} users"),
-            ("retrying", f"{retrying:,}"),
-        ]
-        if summary.users_undelivered:
-            out.append(("undelivered", f"{summary.users_undelivered:,} users"))
-    elif summary.dry_run:
-        out.append(("would send", f"{summary.events_sent:,} events"))
-    if summary.records_invalid:
-        out.append(("invalid", f"{summary.records_invalid:,}"))
-    return out
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
 def _what(attempt: Attempt) -> str:
@@ -167,7 +54,7 @@ class PlainReporter:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.interval = interval
-        self.meter = _Meter()
+        self.meter = Meter()
         self._last = self.meter.started
         self._retries = 0
         self._last_retry = ""
@@ -203,8 +90,8 @@ class PlainReporter:
         parts = [m.bytes_text() + " of input"]
         if fraction is not None:
             parts[0] = f"{100 * fraction:.0f}% done, {parts[0]}"
-        parts += [f"{label} {value}" for label, value in _counters(summary, len(m.retrying))]
-        parts.append(f"{m.rate():,.0f} {_unit(summary)}")
+        parts += [f"{label} {value}" for label, value in counters(summary, len(m.retrying))]
+        parts.append(f"{m.rate():,.0f} {unit(summary)}")
         if m.eta() is not None:
             parts.append(m.eta_text())
         text = "progress: " + ", ".join(parts)
@@ -240,7 +127,7 @@ class RichReporter:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.meter = _Meter()
+        self.meter = Meter()
         self._display = _Display(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=24),
@@ -267,22 +154,22 @@ class RichReporter:
         m = self.meter
         if m.summary is None:
             return
-        counters = Text(" ")
-        for i, (label, value) in enumerate(_counters(m.summary, len(m.retrying))):
-            counters.append(" · " if i else "")
-            counters.append(f"{label} ", style="dim")
-            counters.append(value, style=_STYLES.get(label, ""))
-        self._display.counters = counters
+        row = Text(" ")
+        for i, (label, value) in enumerate(counters(m.summary, len(m.retrying))):
+            row.append(" · " if i else "")
+            row.append(f"{label} ", style="dim")
+            row.append(value, style=_STYLES.get(label, ""))
+        self._display.counters = row
         fraction = m.fraction()
         fields = {
             "completed": fraction or 0.0,
             "total": None if fraction is None else 1.0,
             "bytes": m.bytes_text(),
-            "rate": f"{m.rate():,.0f} {_unit(m.summary)}",
+            "rate": f"{m.rate():,.0f} {unit(m.summary)}",
             "eta": m.eta_text(),
         }
         if self._task is None:
-            description = "sending" if _sending(m.summary) else "checking"
+            description = "sending" if sending(m.summary) else "checking"
             self._task = self._display.add_task(description, **fields)
             self._display.start()
         else:
