@@ -15,10 +15,13 @@ import stat
 import zlib
 from typing import Any, Literal
 
+from revbridge_cli.streams import BOM, WS
+
 STDIN = "-"
 INPUT_SUFFIXES = (".ndjson", ".jsonl", ".json")
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 4096
+EMPTY_PROBE_BYTES = 65536
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -135,9 +138,14 @@ def check_input(path: str) -> None:
 
 
 def is_empty(path: str) -> bool:
-    """True if the input holds no bytes at all (a 0-byte file, or a gzip of nothing).
+    """True if the input holds no record at all: no bytes, only whitespace (after a BOM), or an
+    empty JSON array; plain or gzipped. Each is what a failed or empty export leaves, and each
+    reads as zero records, so they are refused alike rather than a 0-byte file failing and a
+    file of one newline passing.
 
-    Stdin and FIFOs cannot be checked without consuming them, so they count as not empty.
+    Only the first EMPTY_PROBE_BYTES are looked at (decompressed): a bigger input is taken to
+    hold something. Stdin and FIFOs cannot be checked without consuming them, so they count as
+    not empty.
     """
     if path == STDIN:
         return False
@@ -148,13 +156,19 @@ def is_empty(path: str) -> bool:
         if st.st_size == 0:
             return True
         with open(path, "rb") as f:
-            if f.read(2) != GZIP_MAGIC:
-                return False
-            f.seek(0)
-            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
-                return gz.read(1) == b""
+            head = f.read(EMPTY_PROBE_BYTES + 1)
+            if head[:2] == GZIP_MAGIC:
+                f.seek(0)
+                with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                    head = gz.read(EMPTY_PROBE_BYTES + 1)
     except (EOFError, OSError, zlib.error):
         return False
+    if len(head) > EMPTY_PROBE_BYTES:
+        return False
+    text = head.removeprefix(BOM).strip(WS)  # JSON's whitespace: a form feed is not
+    if text[:1] == b"[" and text[-1:] == b"]":
+        text = text[1:-1].strip(WS)
+    return text == b""
 
 
 def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:

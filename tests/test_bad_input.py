@@ -345,6 +345,12 @@ def make_bad_input(tmp_path: Path, kind: str) -> tuple[str, str]:
     if kind == "empty gzip":
         (tmp_path / "empty.ndjson.gz").write_bytes(gzip.compress(b""))
         return "empty.ndjson.gz", "empty.ndjson.gz: empty file: no records to read"
+    if kind == "blank lines only":
+        (tmp_path / "blank.ndjson").write_bytes(b"\n\n")
+        return "blank.ndjson", "blank.ndjson: empty file: no records to read"
+    if kind == "empty JSON array":
+        (tmp_path / "rows.json").write_bytes(b"[]\n")
+        return "rows.json", "rows.json: empty file: no records to read"
     if kind == "missing file":
         return "missing.ndjson", "missing.ndjson: no such file"
     if kind == "pattern matching nothing":
@@ -365,6 +371,8 @@ UNREADABLE = [
     "not gzip",
     "empty file",
     "empty gzip",
+    "blank lines only",
+    "empty JSON array",
     "missing file",
     "pattern matching nothing",
     "directory without inputs",

@@ -403,6 +403,30 @@ def test_empty_files_pass_check_input_and_are_reported_by_is_empty(tmp_path: Pat
     assert list(Reader(empty)) == [] and list(Reader(empty_gz)) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "empty"),
+    [
+        (b"\n\n", True),
+        (b" \t\r\n", True),
+        (b"\xef\xbb\xbf\n", True),
+        (b"[]", True),
+        (b" [ \n ] \n", True),
+        (b"\xef\xbb\xbf[]", True),
+        (b"[\x0c]", False),  # a form feed is not JSON whitespace: the reader reports it
+        (b"{}\n", False),
+        (b"[{}]", False),
+        (b"\n" * 70_000, False),  # past the probe: taken to hold something, read as usual
+    ],
+)
+def test_inputs_holding_no_record_count_as_empty(
+    tmp_path: Path, content: bytes, empty: bool
+) -> None:
+    """A failed export leaves a newline or `[]` as often as nothing: all refused alike."""
+    plain = write(tmp_path, "x.ndjson", content)
+    packed = write(tmp_path, "x.ndjson.gz", gzip.compress(content))
+    assert (is_empty(plain), is_empty(packed)) == (empty, empty)
+
+
 def test_missing_file_is_an_input_error_when_read(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         list(Reader(str(tmp_path / "nope.ndjson")))
