@@ -113,6 +113,8 @@ def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
         return _users_of(fixed)
     users = record.get("users")
     if isinstance(users, list) and "events" not in record:
+        if not users:  # a request body the API would refuse whole: set aside, not skipped
+            return Invalid(contract.ERR_USERS_EMPTY, raw=orjson.dumps(record).decode())
         return users
     if "events" in record:
         return [record]

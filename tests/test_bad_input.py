@@ -452,6 +452,23 @@ def test_wrong_types_are_set_aside_with_the_contract_message(
     assert summary["reasons"]["events[i]: timestamp must be ISO 8601"] == 4
 
 
+def test_a_request_body_with_no_users_is_set_aside_not_skipped(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`{"users": []}` stands for nothing the API would take (it answers 400): a row says so,
+    rather than the record counting as read and vanishing."""
+    body = {
+        "users": [{"identifiers": {"user_id": "u1"}, "events": [{"event_name": "a", "seq": 1}]}]
+    }
+    write_ndjson(tmp_path / "bodies.ndjson", [{"users": []}, body])
+    result, summary, rows = send(sandbox, tmp_path, "bodies.ndjson")
+    assert result.returncode == 1, result.stderr
+    assert summary["records_invalid"] == 1 and summary["events_accepted"] == 1
+    assert [(r["source"], r["message"], r["raw"]) for r in rows] == [
+        ("bodies.ndjson:1", "users must not be empty", '{"users":[]}')
+    ]
+
+
 def untimed(n: int, user: str = "u1") -> dict[str, Any]:
     record = event(user, n)
     del record["timestamp"]
