@@ -54,13 +54,14 @@ Span: TypeAlias = "tuple[int, int, int, Marks]"
 class Batch:
     """One request body, built once; `users[i]` is the server's `userIndex` i."""
 
-    __slots__ = ("_body", "_spans", "_users", "lane", "seq")
+    __slots__ = ("_body", "_n_events", "_spans", "_users", "lane", "seq")
 
     def __init__(self, seq: int, lane: int, spans: list[Span], body: bytes) -> None:
         self.seq = seq
         self.lane = lane
         self._spans = spans
         self._users: list[BatchUser] | None = None
+        self._n_events: int | None = None
         self._body = body
 
     @classmethod
@@ -91,7 +92,10 @@ class Batch:
 
     @property
     def n_events(self) -> int:
-        return sum(span[2] for span in self._spans)
+        """Asked several times of every batch (summary, ledger, progress): counted once."""
+        if self._n_events is None:
+            self._n_events = sum(span[2] for span in self._spans)
+        return self._n_events
 
     @property
     def size(self) -> int:
