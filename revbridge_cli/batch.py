@@ -56,12 +56,14 @@ class Batch:
 
     __slots__ = ("_body", "_n_events", "_spans", "_users", "lane", "seq")
 
-    def __init__(self, seq: int, lane: int, spans: list[Span], body: bytes) -> None:
+    def __init__(
+        self, seq: int, lane: int, spans: list[Span], body: bytes, n_events: int | None = None
+    ) -> None:
         self.seq = seq
         self.lane = lane
         self._spans = spans
         self._users: list[BatchUser] | None = None
-        self._n_events: int | None = None
+        self._n_events = n_events  # the packer knows it; a split's halves count it when asked
         self._body = body
 
     @classmethod
@@ -92,7 +94,6 @@ class Batch:
 
     @property
     def n_events(self) -> int:
-        """Asked several times of every batch (summary, ledger, progress): counted once."""
         if self._n_events is None:
             self._n_events = sum(span[2] for span in self._spans)
         return self._n_events

@@ -334,7 +334,7 @@ class Packer:
         parts = [BODY_OPEN]
         spans: list[Span] = []
         at = len(BODY_OPEN)
-        held = 0
+        held = events = 0
         for _ in range(self.max_users):
             if not queue:
                 break
@@ -347,6 +347,7 @@ class Packer:
             user.write(parts)
             parts.append(b",")
             spans.append((at, at + size, user.n_events, user.origins))
+            events += user.n_events
             at += size + 1
             held += size + _USER_COST + piece_cost * (len(user.origins) // 3)
             if live.get(user.key) is user:
@@ -356,7 +357,7 @@ class Packer:
         lane.held -= held
         parts[-1] = BODY_CLOSE  # in place of the last comma
         self._seq += 1
-        out.batches.append(Batch(self._seq, lane.number, spans, b"".join(parts)))
+        out.batches.append(Batch(self._seq, lane.number, spans, b"".join(parts), events))
 
     def flush(self) -> Iterator[Batch]:
         """Close every lane's batches: the end of input, or an orderly stop. One at a time and

@@ -274,8 +274,9 @@ def test_random_streams_keep_limits_order_and_every_event() -> None:
         for batch in batches:
             body = batch.body()
             assert len(body) == batch.size <= max_bytes
-            assert len(batch.users) <= max_users
+            assert len(batch.users) == batch.n_users <= max_users
             users = orjson.loads(body)["users"]
+            assert batch.n_events == sum(len(u["events"]) for u in users)
             ids = [u["identifiers"]["user_id"] for u in users]
             assert len(ids) == len(set(ids))  # a user once a request
             for i, user_obj in enumerate(users):
