@@ -80,6 +80,16 @@ class Bench:
         self._check(f"revbridge send {path.name}", run, accepted and summary.get("exit_code") == 0)
         self._record("revbridge", run, fig, summary.get("requests"))
 
+    def client_alone(self, path: Path, fig: Figure) -> None:
+        """`send --dry-run`: the same read, checks and packing with no HTTP and no server, so
+        the client's own ceiling on this machine shows beside what the server lets it reach."""
+        argv = [*revbridge_command(), "send", str(path), "--dry-run", "--quiet", "--json"]
+        run = run_child([*argv, *self.extra])
+        summary = _last_json(run)
+        packed = summary.get("events_sent") == fig.events
+        self._check("revbridge send --dry-run", run, packed and summary.get("exit_code") == 0)
+        self._record("client alone", run, fig)
+
     def _record(self, what: str, run: ChildRun, fig: Figure, requests: int | None = None) -> None:
         self._log(what, run)
         fig.seconds.append(run.seconds)
@@ -94,13 +104,15 @@ class Bench:
         floor = Figure("floor (read + orjson.loads)", n, size, n)
         naive = Figure("naive importer (vendor docs)", n, size, n)
         rb = Figure("revbridge send", n, size, n)
+        alone = Figure("revbridge send --dry-run (no HTTP)", n, size, n)
         with SandboxProcess(0.0) as sb:
             for i in range(self.args.repeat):
                 print(f"  no latency, run {i + 1}/{self.args.repeat}", file=sys.stderr)
                 self.floor(path, floor)
                 self.naive(path, sb, naive)
                 self.revbridge(path, sb, rb)
-        return [floor, naive, rb]
+                self.client_alone(path, alone)
+        return [floor, naive, rb, alone]
 
     def latency(self, path: Path, n: int) -> list[Figure]:
         a = self.args
@@ -151,7 +163,7 @@ def _prefix_bytes(path: Path, n: int) -> int:
 def _targets(
     instant: list[Figure], latency: list[Figure], extra: dict[str, Figure], lat_ms: str
 ) -> list[Target]:
-    floor, naive, rb = instant
+    floor, naive, rb, _ = instant
     naive_l, rb_l = latency
     share = rb.rate / floor.rate
     speed = rb.rate / naive.rate
@@ -252,10 +264,11 @@ def main() -> None:
     out = [*head, ""]
     for title, figs in sections:
         out += [title, text_table(figs), *(f"  {line}" for line in notes(figs)), ""]
-    floor, naive, rb = instant
+    floor, naive, rb, alone = instant
     out += [
         "ratios (same run):",
         f"  revbridge / floor, instant:  {rb.rate / floor.rate:.1%}",
+        f"  revbridge --dry-run / floor: {alone.rate / floor.rate:.1%} (the client alone)",
         f"  revbridge / naive, instant:  {rb.rate / naive.rate:.2f}x",
         f"  revbridge / naive, {lat_ms}:  {latency[1].rate / latency[0].rate:.2f}x",
         "targets:",
