@@ -187,8 +187,12 @@ class Packer:
         key = part.key
         lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
         events = part.events
-        # Most parts are one flat event: no list, no comprehension frame.
-        data = dumps(events[0]) if len(events) == 1 else b",".join([dumps(e) for e in events])
+        if len(events) == 1:  # most parts are one flat event: no comprehension frame
+            data = dumps(events[0])
+            pieces = None
+        else:
+            pieces = [dumps(e) for e in events]
+            data = b",".join(pieces)
         props = part.user_properties
         props_bytes = _owned(dumps(props)) if props is not None else None
         user = lane.users.get(key)
@@ -218,7 +222,8 @@ class Packer:
                 user.grew(part.origin)
                 return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         out = Packed()
-        pieces = [dumps(e) for e in events]  # the rare split: one by one
+        if pieces is None:  # the rare split takes the events one by one
+            pieces = [data]
         start = 0
         while start < len(pieces):
             start = self._add_events(lane, part, pieces, start, props_bytes, out)
