@@ -37,9 +37,7 @@ from revbridge_cli.cli_options import (
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
-from revbridge_cli.errors import EXIT_CODES_HELP, Exit, UsageError, exit_code
-from revbridge_cli.journal import LockedError
-from revbridge_cli.reader import InputError
+from revbridge_cli.errors import EXIT_CODES_HELP, Exit, InputError, LockedError, UsageError
 from revbridge_cli.settings import SendSettings, build_settings
 
 app = typer.Typer(
@@ -317,7 +315,7 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
     except BaseException:  # a live display must not leave the terminal without its cursor
         run.reporter.close()
         raise
-    code = exit_code(summary, run)
+    code = run.exit_code()
     reporter = run.reporter
     if quiet:  # the log file still gets its summary
         reporter = Reporters(*(r for r in run.reporter.reporters if isinstance(r, LogFileReporter)))

@@ -1,16 +1,28 @@
-"""Exit codes, in one place: each family of failure maps to one code (README "Exit codes").
+"""The package's one exception hierarchy and its one table of exit codes.
 
-The codes, the help text that lists them and the mapping from a finished run to its code sit
-together so that they cannot drift apart; so do the error families the CLI turns into exit 2.
+Grouped by family, as httpx's `_exceptions.py` is, so that a caller (the CLI, a program using
+the library) catches the family it cares about, and the CLI maps each family to one exit code
+here and nowhere else (README "Exit codes"):
+
+    RevbridgeError
+    ├── UsageError ............ 2   the command line, a setting or an input path is wrong
+    │   ├── ConfigError             a setting (flag, environment, profile) that cannot be used
+    │   ├── InputError              an input that cannot be read (with file and line)
+    │   └── StateError              a --state file that cannot be used (damaged, not a file)
+    ├── LockedError ........... 75  another live run holds the --state file
+    ├── OutputError ........... 74  the rejected file, the journal or the log cannot be written
+    ├── AuthError ............. 3   the server refused the credentials (401/403)
+    ├── UnreachableError ...... 69  the server never answered the first request
+    └── InternalError ......... 70  a bug: a part of the run failed in a way it should not
+
+A run that ends by itself uses `Exit.OK` / `Exit.INCOMPLETE`; a stop by signal uses the
+signal's code (128 + its number), as shells do.
 """
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from revbridge_cli.summary import Summary
 
 
 class Exit(IntEnum):
@@ -18,35 +30,100 @@ class Exit(IntEnum):
     INCOMPLETE = 1  # finished, but something was rejected or undelivered: all of it is in the file
     USAGE = 2  # usage, configuration or unreadable input
     AUTH = 3  # authentication refused by the server
-    LOCKED = 75  # another live run holds the state file (EX_TEMPFAIL: try again later)
-    INTERRUPTED = 130  # Ctrl-C (SIGINT)
-    TERMINATED = 143  # SIGTERM
+    UNAVAILABLE = 69  # EX_UNAVAILABLE: the server could not be reached at all
+    SOFTWARE = 70  # EX_SOFTWARE: an internal error
+    IOERR = 74  # EX_IOERR: an output (rejected file, state, log) failed mid-run
+    LOCKED = 75  # EX_TEMPFAIL: another live run holds the state file; try again later
+    HANGUP = 128 + signal.SIGHUP  # the terminal went away (SSH dropped): like SIGTERM
+    INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C
+    TERMINATED = 128 + signal.SIGTERM  # SIGTERM
+
+
+class RevbridgeError(Exception):
+    """Every error the package raises on purpose; its message is one line for the user."""
+
+    exit_code: Exit = Exit.SOFTWARE
+
+
+# ---- the user fixes the command, the configuration or the input (exit 2) ---------------------
+
+
+class UsageError(RevbridgeError):
+    """A problem the user fixes in the command line, the config or the input path (exit 2)."""
+
+    exit_code = Exit.USAGE
+
+
+class ConfigError(UsageError):
+    """A setting that cannot be used; the message is one line saying what to fix."""
+
+
+class InputError(UsageError):
+    """An input that cannot be read (missing, unreadable, corrupt), with file and line."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        self.message = message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+class StateError(UsageError):
+    """A --state file that cannot be used as a journal (damaged, not a file, not ours)."""
+
+
+# ---- the environment, not the user's input ----------------------------------------------------
+
+
+class LockedError(RevbridgeError):
+    """Another live run holds this state file: cron tries again next time (exit 75)."""
+
+    exit_code = Exit.LOCKED
+
+
+class OutputError(RevbridgeError):
+    """An output the run must keep (rejected file, journal, log file) cannot be written."""
+
+    exit_code = Exit.IOERR
+
+
+# ---- the server's verdict on the whole run ----------------------------------------------------
+
+
+class AuthError(RevbridgeError):
+    """The server refused the key or the customer id: nothing will pass until they are fixed."""
+
+    exit_code = Exit.AUTH
+
+
+class UnreachableError(RevbridgeError):
+    """The server never answered (refused or timed out) through the whole retry policy."""
+
+    exit_code = Exit.UNAVAILABLE
+
+
+class InternalError(RevbridgeError):
+    """A part of the run failed unexpectedly; the run stops and keeps the books."""
+
+    exit_code = Exit.SOFTWARE
+
+
+SIGNAL_EXITS: dict[int, Exit] = {
+    signal.SIGINT: Exit.INTERRUPTED,
+    signal.SIGTERM: Exit.TERMINATED,
+    signal.SIGHUP: Exit.HANGUP,
+}
+
+
+def exit_for_signal(signum: int) -> Exit:
+    return SIGNAL_EXITS.get(signum, Exit.TERMINATED)
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 everything accepted; 1 finished, but something was rejected or undelivered "
     "(all of it is in the rejected file); 2 usage, configuration or unreadable input; "
-    "3 authentication refused; 75 another run holds the --state file; 130 interrupted (Ctrl-C); "
-    "143 terminated (SIGTERM)."
+    "3 authentication refused; 69 the server could not be reached; 70 internal error; "
+    "74 an output (rejected file, state, log) could not be written; 75 another run holds the "
+    "--state file; 129 hang-up (SIGHUP); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
-
-
-def exit_code(summary: Summary, run: object) -> Exit:
-    sender = getattr(run, "sender", None)
-    if sender is not None and sender.fatal is not None:
-        return Exit(sender.fatal.exit_code)
-    if summary.interrupted:
-        signum = getattr(run, "interrupt_signal", 2)
-        return Exit.TERMINATED if signum == 15 else Exit.INTERRUPTED
-    return Exit.OK if summary.complete else Exit.INCOMPLETE
-
-
-class UsageError(Exception):
-    """A problem the user fixes in the command line, the config or the input path (exit 2)."""
-
-
-class ConfigError(UsageError):
-    """A setting that cannot be used; the message is one line saying what to fix.
-
-    A UsageError, so the CLI's one mapping of error families to exit codes gives it 2.
-    """

@@ -15,6 +15,7 @@ import stat
 import zlib
 from typing import Any, Literal
 
+from revbridge_cli.errors import InputError
 from revbridge_cli.streams import BOM, WS
 
 STDIN = "-"
@@ -23,17 +24,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 4096
 EMPTY_PROBE_BYTES = 65536
 _GLOB_CHARS = frozenset("*?[")
-
-
-class InputError(Exception):
-    """An input that cannot be read (missing, unreadable, corrupt), with file and line."""
-
-    def __init__(self, source: str, message: str, line: int | None = None) -> None:
-        self.source = source
-        self.line = line
-        self.message = message
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {message}")
 
 
 def display_name(path: str) -> str:

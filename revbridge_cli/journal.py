@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from revbridge_cli.errors import LockedError
+
 SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists files (
@@ -42,10 +44,6 @@ create table if not exists doubt (
 ) without rowid;
 """
 SCHEMA_VERSION = "2"
-
-
-class LockedError(Exception):
-    """Another live run holds this state file."""
 
 
 @dataclass(slots=True)

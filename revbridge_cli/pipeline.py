@@ -19,7 +19,7 @@ from collections.abc import Callable
 from revbridge_cli import reader
 from revbridge_cli.batch import Batch
 from revbridge_cli.deliver import Sender
-from revbridge_cli.errors import UsageError
+from revbridge_cli.errors import Exit, UsageError, exit_for_signal
 from revbridge_cli.journal import Journal
 from revbridge_cli.ledger import Ledger
 from revbridge_cli.pack import PIECE_COST, Packed, Packer
@@ -51,6 +51,7 @@ class Run(SendSide):
         self._current_size = 0
         self._total_bytes: int | None = 0
         self.durable: Durable | None = None
+        self.interrupt_signal = 2
         self._stopped = asyncio.Event()  # set with `stopping`, for waits that must end early
 
     # ---- entry points -------------------------------------------------------------------
@@ -98,6 +99,14 @@ class Run(SendSide):
             self._stopped.set()
             if self.sender is not None:
                 self.sender.halt(why)
+
+    def exit_code(self) -> Exit:
+        """The run's outcome as the CLI's exit code (the table is `errors.Exit`)."""
+        if self.sender is not None and self.sender.fatal is not None:
+            return Exit(self.sender.fatal.exit_code)
+        if self.summary.interrupted:
+            return exit_for_signal(self.interrupt_signal)
+        return Exit.OK if self.summary.complete else Exit.INCOMPLETE
 
     # ---- reading ------------------------------------------------------------------------
 
