@@ -12,7 +12,7 @@ import io
 import os
 import sys
 from contextlib import nullcontext
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -38,7 +38,12 @@ from revbridge_cli.cli_options import (
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
 from revbridge_cli.errors import EXIT_CODES_HELP, Exit, InputError, LockedError, UsageError
+from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
+from revbridge_cli.summary import Summary
+
+if TYPE_CHECKING:
+    from revbridge_cli.pipeline import Run
 
 app = typer.Typer(
     name="revbridge",
@@ -293,39 +298,48 @@ def _fail(message: str, code: Exit = Exit.USAGE) -> None:
 
 def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
     from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
-    from revbridge_cli.pipeline import Run
 
     try:
         reporters = make_reporter(quiet=quiet, log_file=settings.log_file)
     except OSError as exc:
         _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}")
+    from revbridge_cli.pipeline import Run
+
     run = Run(settings, reporters)
     try:
         run.prepare()
     except (InputError, UsageError, OSError) as exc:
-        run.reporter.close()
+        reporters.close()
         _fail(str(exc))
     except LockedError as exc:
-        run.reporter.close()
+        reporters.close()
         _fail(str(exc), Exit.LOCKED)
     try:
-        with embedded_sandbox(settings, quiet) if sandbox else nullcontext(settings) as ready:
-            run.settings = ready
-            summary = asyncio.run(run.execute())
+        with embedded_sandbox(quiet) if sandbox else nullcontext() as server:
+            if server is not None:
+                run.use_server(*server)
+            summary = _execute(run)
     except BaseException:  # a live display must not leave the terminal without its cursor
-        run.reporter.close()
+        reporters.close()
         raise
-    code = run.exit_code()
-    reporter = run.reporter
+    code = Exit(summary.exit_code)
+    reporter = reporters
     if quiet:  # the log file still gets its summary
-        reporter = Reporters(*(r for r in run.reporter.reporters if isinstance(r, LogFileReporter)))
+        reporter = Reporters(*(r for r in reporters.reporters if isinstance(r, LogFileReporter)))
     reporter.summary(summary)
-    run.reporter.close()
+    reporters.close()
     if json_out:  # after the display is gone, so the two never mix on one terminal
         sys.stdout.write(
             orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
         )
     return code
+
+
+def _execute(run: Run) -> Summary:
+    """The run, with what the command line adds around it and takes away after: stop
+    signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
+    with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run), throughput_gc():
+        return runner.run(run.execute())
 
 
 def _mount_sandbox() -> None:

@@ -9,10 +9,11 @@ this module only decides where and how they are drawn.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from rich.console import Console, RenderableType
@@ -26,6 +27,7 @@ from rich.progress import (
 from rich.text import Text
 
 from revbridge_cli.deliver import Attempt
+from revbridge_cli.errors import OutputError
 from revbridge_cli.meter import Meter, counters, sending, unit
 from revbridge_cli.summary import Summary, render_plain, render_table
 
@@ -213,6 +215,7 @@ class LogFileReporter:
     with the trace_id of every request that was not a plain 202, for the vendor's support."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.plain = PlainReporter(self.stream, interval=LOG_FILE_INTERVAL_SECONDS)
         self.plain.notice(f"revbridge run started (pid {os.getpid()})")
@@ -245,30 +248,42 @@ class LogFileReporter:
 
 
 class Reporters:
-    """Several reporters as one: the screen and the log file see the same run."""
+    """Several reporters as one: the screen and the log file see the same run.
+
+    A screen that went away (stderr piped into `head`, a closed terminal) is dropped: the run
+    goes on, and its rejected file and exit code still say everything. A log file that cannot
+    be written is an `OutputError`: the user asked for that record, so the run stops."""
 
     def __init__(self, *reporters: PlainReporter | RichReporter | LogFileReporter) -> None:
         self.reporters = reporters
 
-    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+    def _each(self, call: Callable[[PlainReporter | RichReporter | LogFileReporter], None]) -> None:
         for r in self.reporters:
-            r.progress(summary, bytes_read, total_bytes)
+            try:
+                call(r)
+            except OSError as exc:
+                if isinstance(r, LogFileReporter):
+                    raise OutputError(
+                        f"cannot write --log-file {r.path}: {exc.strerror or exc}"
+                    ) from None
+                self.reporters = tuple(x for x in self.reporters if x is not r)
+
+    def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
+        self._each(lambda r: r.progress(summary, bytes_read, total_bytes))
 
     def attempt(self, attempt: Attempt) -> None:
-        for r in self.reporters:
-            r.attempt(attempt)
+        self._each(lambda r: r.attempt(attempt))
 
     def notice(self, message: str) -> None:
-        for r in self.reporters:
-            r.notice(message)
+        self._each(lambda r: r.notice(message))
 
     def summary(self, summary: Summary) -> None:
-        for r in self.reporters:
-            r.summary(summary)
+        self._each(lambda r: r.summary(summary))
 
     def close(self) -> None:
         for r in self.reporters:
-            r.close()
+            with contextlib.suppress(OSError):
+                r.close()
 
 
 def is_screen(stream: IO[str]) -> bool:

@@ -24,6 +24,7 @@ import orjson
 
 from revbridge_cli import contract
 from revbridge_cli.batch import Batch, dumps
+from revbridge_cli.errors import AuthError, RevbridgeError, UsageError
 from revbridge_cli.retry import RetryPolicy
 
 # Statuses after which nothing more is sent: exit code and what to check.
@@ -42,6 +43,7 @@ class Outcome:
     rejected: dict[int, str] = field(default_factory=dict)
     undelivered: str | None = None
     in_doubt_resent: bool = False
+    unanswered: bool = False  # retries used up and the last try got no answer at all
 
     @property
     def accepted_users(self) -> int:
@@ -59,8 +61,11 @@ class Outcome:
 class Fatal:
     """A stop for the whole run (bad credentials, wrong URL): no new request goes out."""
 
-    exit_code: int
+    family: type[RevbridgeError]  # AuthError or UsageError: errors.py gives its exit code
     message: str
+
+    def error(self) -> RevbridgeError:
+        return self.family(self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +301,7 @@ class Sender:
                 continue
             outcome = Outcome(batch, status, trace_id, in_doubt_resent=resent_in_doubt)
             if retryable:
+                outcome.unanswered = error is not None
                 last = error or f"HTTP {status}"
                 outcome.undelivered = (
                     f"gave up after {retries} retr{'y' if retries == 1 else 'ies'}: {last}"
@@ -330,14 +336,14 @@ class Sender:
             return outcome
         if status in AUTH_STATUSES:
             self.fatal = Fatal(
-                3,
+                AuthError,
                 f"authentication refused ({status}): check the API key "
                 "(--api-key, --api-key-file or REVBRIDGE_API_KEY) and the "
                 "x-customer-id header (--customer-id or REVBRIDGE_CUSTOMER_ID)",
             )
         elif status in CONFIG_STATUSES:
             self.fatal = Fatal(
-                2,
+                UsageError,
                 f"the server answered {status} for POST {self.url}: check "
                 "--base-url (it should be like https://api.revbridge.ai)",
             )

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import typer
 
 from revbridge_cli.credentials import Secret
-from revbridge_cli.settings import SendSettings
 
 
 @contextmanager
-def embedded_sandbox(settings: SendSettings, quiet: bool) -> Iterator[SendSettings]:
-    """`--sandbox`: a local server on a free loopback port, and the settings to reach it.
+def embedded_sandbox(quiet: bool) -> Iterator[tuple[str, Secret, str]]:
+    """`--sandbox`: a local server on a free loopback port, and its URL, key and customer id.
 
     Started only once the inputs are known to be readable, so a typo costs no server."""
     from revbridge_cli.sandbox import Sandbox
@@ -32,9 +30,7 @@ def embedded_sandbox(settings: SendSettings, quiet: bool) -> Iterator[SendSettin
                 "`revbridge sandbox --db PATH` and send there)",
                 err=True,
             )
-        yield replace(
-            settings, base_url=sb.url, api_key=Secret(sb.api_key), customer_id=sb.customer_id
-        )
+        yield sb.url, Secret(sb.api_key), sb.customer_id
         if not quiet:
             _sandbox_received(sb)
 

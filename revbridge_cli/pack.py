@@ -331,44 +331,77 @@ class Packer:
         self.peak_held = max(self.peak_held, sum(lane.held for lane in self._lanes))
 
     def _close(self, lane: _Lane, out: Packed) -> None:
-        """One batch of the lane's oldest users, as many as both limits allow. A sealed user
-        object ends its batch, so that the user's next object goes in a later request: one
-        user, one object a request, in order."""
-        queue, live, piece_cost = lane.queue, lane.users, self._piece_cost
+        """One batch of the lane's oldest users, as many as both limits allow."""
+        self._close_from([lane], lane.number, out)
+
+    def _close_from(self, lanes: list[_Lane], number: int, out: Packed) -> None:
+        """One batch of the oldest users of `lanes`, taken lane after lane, as many as both
+        limits allow, for lane `number`. A sealed user object ends its batch, so that the
+        user's next object goes in a later request: one user, one object a request, in order.
+        (Several lanes only while no batch is out: then no user's requests can overtake.)"""
+        piece_cost = self._piece_cost
         room = self.max_bytes - len(BODY_OPEN) - len(BODY_CLOSE)
         parts = [BODY_OPEN]
         spans: list[Span] = []
         at = len(BODY_OPEN)
-        held = events = 0
-        for _ in range(self.max_users):
-            if not queue:
+        events = taken = 0
+        sealed = False
+        for lane in lanes:
+            queue, live = lane.queue, lane.users
+            held = 0
+            while queue and taken < self.max_users and not sealed:
+                user = queue[0]
+                size = user.size
+                if size > room:
+                    break
+                queue.popleft()
+                room -= size + 1  # and the comma before the next
+                user.write(parts)
+                parts.append(b",")
+                spans.append((at, at + size, user.n_events, user.origins))
+                events += user.n_events
+                taken += 1
+                at += size + 1
+                held += size + _USER_COST + piece_cost * (len(user.origins) // 3)
+                if live.get(user.key) is user:
+                    del live[user.key]
+                else:
+                    sealed = True
+            lane.held -= held
+            if taken >= self.max_users or sealed or (queue and queue[0].size > room):
                 break
-            user = queue[0]
-            size = user.size
-            if size > room:
-                break
-            queue.popleft()
-            room -= size + 1  # and the comma before the next
-            user.write(parts)
-            parts.append(b",")
-            spans.append((at, at + size, user.n_events, user.origins))
-            events += user.n_events
-            at += size + 1
-            held += size + _USER_COST + piece_cost * (len(user.origins) // 3)
-            if live.get(user.key) is user:
-                del live[user.key]
-            else:
-                break  # sealed
-        lane.held -= held
         parts[-1] = BODY_CLOSE  # in place of the last comma
         self._seq += 1
-        out.batches.append(Batch(self._seq, lane.number, spans, b"".join(parts), events))
+        out.batches.append(Batch(self._seq, number, spans, b"".join(parts), events))
 
-    def flush(self) -> Iterator[Batch]:
+    def holds_a_request(self) -> bool:
+        """The lanes together hold at least one full request (users or bytes, estimated): the
+        slow start closes its first batch here rather than at the lanes' budget."""
+        lanes = self._lanes
+        return (
+            sum(len(lane.queue) for lane in lanes) >= self.max_users
+            or sum(lane.held for lane in lanes) >= self.max_bytes
+        )
+
+    def close_first(self) -> Packed:
+        """The run's first batch, from every lane at once: nothing is out yet, so no user's
+        requests can overtake, and the first request carries the most it can."""
+        out = Packed()
+        if any(lane.queue for lane in self._lanes):
+            self._close_from(self._lanes, 0, out)
+        return out
+
+    def flush(self, merge: bool = False) -> Iterator[Batch]:
         """Close every lane's batches: the end of input, or an orderly stop. One at a time and
         taking the lanes in turn, so that all lanes get work at once and a caller can send
-        each batch as it comes (the buffer may hold hundreds)."""
+        each batch as it comes (the buffer may hold hundreds). With `merge`, and while no
+        batch was ever closed, a small input goes in as few requests as the limits allow
+        rather than one per lane."""
         self._note_peak()
+        if merge and self._seq == 0:
+            while any(lane.queue for lane in self._lanes):
+                yield from self.close_first().batches
+            return
         while any(lane.queue for lane in self._lanes):
             for lane in self._lanes:
                 if lane.queue:

@@ -1,12 +1,20 @@
-"""The run: read -> shape -> pack -> deliver -> report, wired together.
+"""The run: read -> shape -> pack -> deliver -> report, composed from its parts.
 
-The stages themselves are pure (records, pack) or edges of their own (reader, deliver,
-rejected); this module owns the order of things and the bookkeeping that ties an input record
-to its fate, so that every record read ends accepted, in the rejected file, or (with --state)
-still pending in the journal for the next run. Nothing is dropped on the floor.
+The stages themselves are pure (records, pack) or edges of their own (reader, the sender and
+its lanes, the rejected file); this module owns the order of things and the bookkeeping that
+ties an input record to its fate, so that every record read ends accepted, in the rejected
+file, or (with --state) still pending in the journal for the next run. Nothing is dropped.
 
-Reading is here, with the loop that runs once per record; the lanes that take the packed
-batches to the server, and how a send stops, are `send_side.SendSide`, a part of `Run`.
+How the parts talk, all of it visible here:
+- reading hands each closed batch to the lanes (`Lanes.put`); when a lane had no room the
+  run tells the packer to hold more (`Packer.grow`): requests are the bottleneck;
+- the lanes hand every verdict back (`_settle`), or a batch they could not send (`_abandon`),
+  or a failure of their own (`_lane_failed`), which stops the run;
+- the first request goes out alone (slow start): reading waits for its verdict, so a wrong key
+  or a dead server costs one request's worth of records, not the whole read-ahead.
+
+Nothing process-global happens here (no signal handlers, no GC tuning, no exit): the CLI
+installs those around a run, so a program, a notebook or a worker thread can run one too.
 """
 
 from __future__ import annotations
@@ -14,28 +22,39 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from dataclasses import replace
 
-from revbridge_cli import reader
+import httpx
+
+from revbridge_cli import __version__, reader
 from revbridge_cli.batch import Batch
-from revbridge_cli.deliver import Sender
-from revbridge_cli.errors import Exit, UsageError, exit_for_signal
+from revbridge_cli.credentials import Secret
+from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
+from revbridge_cli.errors import (
+    Exit,
+    InternalError,
+    OutputError,
+    RevbridgeError,
+    UnreachableError,
+    UsageError,
+    exit_for_signal,
+)
 from revbridge_cli.journal import Journal
+from revbridge_cli.lanes import Handoff, Lanes
 from revbridge_cli.ledger import Ledger
 from revbridge_cli.pack import PIECE_COST, Packed, Packer
-from revbridge_cli.process import throughput_gc
 from revbridge_cli.records import Invalid, Origin, UserPart, fast_flat_event, shape
 from revbridge_cli.reporter import NullReporter, Reporter
 from revbridge_cli.resume import Durable, FilePlan
-from revbridge_cli.send_side import SendSide
 from revbridge_cli.settings import SendSettings
+from revbridge_cli.streams import ReadGate, ReadInterrupted
 from revbridge_cli.summary import Summary
 from revbridge_cli.tracker import RECORD_COST, Tracker
 
 _YIELD_EVERY = 256  # records between two chances for the sender to run
 
 
-class Run(SendSide):
+class Run:
     """One send (or validate) run over its inputs."""
 
     def __init__(self, settings: SendSettings, reporter: Reporter | None = None) -> None:
@@ -44,15 +63,20 @@ class Run(SendSide):
         self.summary = Summary(sent=settings.send, dry_run=settings.dry_run)
         self.ledger = Ledger(self.summary, settings.rejected)
         self.files: list[str] = []
-        self.stopping: str | None = None  # why reading stopped early (signal, fatal answer)
-        self.sender: Sender | None = None
+        self.durable: Durable | None = None
+        self.gate = ReadGate()  # for a stop that must cut a read of a quiet pipe short
+        self.stopping: str | None = None  # why reading stopped early; read once per record
+        self.packer = self._packer()
+        self._lanes: Lanes | None = None
+        self._error: RevbridgeError | None = None  # what stopped the run, by family
+        self._signal: int | None = None
+        self._verdicts = 0
+        # The first request goes alone (a dry run packs the same way: its counts are a send's)
+        self._probing = True
         self._bytes_done = 0  # bytes of the files read to the end
         self._bytes_in_file = 0  # of the file being read
         self._current_size = 0
         self._total_bytes: int | None = 0
-        self.durable: Durable | None = None
-        self.interrupt_signal = 2
-        self._stopped = asyncio.Event()  # set with `stopping`, for waits that must end early
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -70,49 +94,175 @@ class Run(SendSide):
                 raise UsageError("--state needs files: standard input cannot be resumed")
             journal = Journal.open(self.settings.state)  # LockedError: another run holds it
             self.durable = Durable(journal, self.files, self.settings.restart_changed)
+            self.packer = self._packer()  # held records cost more: the journal tracks them
+
+    def use_server(self, base_url: str, api_key: Secret, customer_id: str) -> None:
+        """Send to this server instead (`send --sandbox` starts one after `prepare`)."""
+        self.settings = replace(
+            self.settings, base_url=base_url, api_key=api_key, customer_id=customer_id
+        )
 
     async def execute(self) -> Summary:
+        """Run to the end or to a stop; the summary says which, with the exit code."""
         started = time.monotonic()
-        with throughput_gc():
-            return await self._execute(started)
-
-    async def _execute(self, started: float) -> Summary:
         try:
             if self.settings.send and not self.settings.dry_run:
                 await self._send_all()
             else:
-                await self._produce(self.ledger.would_send)
-                for batch in self.packer.flush():
-                    self.ledger.would_send(batch)
+                await self._read_all()
+                for batch in self.packer.flush(merge=self._probing):
+                    await self._dispatch(batch)
+        except OutputError as exc:
+            self._fail(exc)
         finally:
-            self.ledger.rejected.flush()  # before the journal says those records are done
-            if self.durable is not None:
-                self.summary.records_skipped = self.durable.skipped_records
-                self.durable.close()
-            self.ledger.close()
-            self.summary.elapsed_seconds = time.monotonic() - started
+            self._close_books(started)
         return self.summary
 
-    def request_stop(self, why: str) -> None:
+    def request_stop(self, why: str, error: RevbridgeError | None = None) -> None:
+        """Stop reading, send nothing new, let requests in flight finish within the grace
+        period. The first reason wins; `error` says which family stopped the run."""
+        if self._error is None and error is not None:
+            self._error = error
+            self.summary.fatal = self.summary.fatal or str(error)
         if self.stopping is None:
             self.stopping = why
-            self._stopped.set()
-            if self.sender is not None:
-                self.sender.halt(why)
+            if self._lanes is not None:
+                self._lanes.stop(why)
 
-    def exit_code(self) -> Exit:
-        """The run's outcome as the CLI's exit code (the table is `errors.Exit`)."""
-        if self.sender is not None and self.sender.fatal is not None:
-            return Exit(self.sender.fatal.exit_code)
-        if self.summary.interrupted:
-            return exit_for_signal(self.interrupt_signal)
-        return Exit.OK if self.summary.complete else Exit.INCOMPLETE
+    def interrupt(self, signum: int, name: str) -> None:
+        """A signal asked the run to stop (the CLI's handler calls this on the loop)."""
+        if self._signal is not None:
+            return
+        self._signal = signum
+        self.summary.interrupted = (
+            f"{name}: stopped reading; run the same command again to send the rest"
+            if self.durable
+            else f"{name}: stopped reading; see the rejected file for what was not sent"
+        )
+        self.reporter.notice(f"{name}: finishing requests in flight (press again to quit now)")
+        self.request_stop(name)
+
+    # ---- the send side ------------------------------------------------------------------
+
+    async def _send_all(self) -> None:
+        s = self.settings
+        headers = {
+            "authorization": f"Bearer {s.api_key.reveal() if s.api_key else ''}",
+            "x-customer-id": s.customer_id or "",
+            "user-agent": f"revbridge-cli/{__version__}",
+        }
+        lanes = max(1, s.concurrency)
+        limits = httpx.Limits(max_connections=lanes, max_keepalive_connections=lanes)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(s.timeout), limits=limits) as client:
+            sender = Sender(
+                client,
+                s.base_url,
+                headers,
+                s.retry,
+                AdaptiveLimit(s.concurrency),
+                on_attempt=self._on_attempt,
+            )
+            self._lanes = Lanes(
+                sender,
+                lanes,
+                before_send=self._before_send,
+                settle=self._settle,
+                abandon=self._abandon,
+                on_failure=self._lane_failed,
+            )
+            if self.stopping is not None:  # a signal before the lanes existed
+                self._lanes.stop(self.stopping)
+            try:
+                await self._read_all()
+                for batch in self.packer.flush(merge=self._probing):
+                    await self._dispatch(batch)
+            finally:
+                await self._lanes.close(s.grace_seconds)
+        self.summary.concurrency_lowest = sender.limit.lowest
+        if self.packer.grown:
+            self.summary.grouping_buffer_mb = round(self.packer.peak_held / 1e6, 1)
+        if sender.fatal is not None:
+            self._error = self._error or sender.fatal.error()
+            self.summary.fatal = sender.fatal.message
+
+    async def _dispatch(self, batch: Batch) -> None:
+        """A closed batch to its lane. After a wait the packer may hold more (only once the
+        first request was answered: slow start); the first batch waits for its verdict."""
+        if self._lanes is None:
+            self.ledger.would_send(batch)
+            self._probing = False
+            return
+        handoff = await self._lanes.put(batch)
+        if self._probing and handoff is not Handoff.STOPPED:
+            self._probing = False
+            await self._lanes.first_verdict()
+        elif handoff is Handoff.WAITED:
+            self.packer.grow()
+
+    def _before_send(self, batch: Batch) -> None:
+        if self.durable:
+            self.durable.batch_out(batch)
+
+    def _settle(self, batch: Batch, outcomes: list[Outcome]) -> None:
+        """A batch's verdict to the ledger and, with --state, to the journal."""
+        self._verdicts += 1
+        if self._verdicts == 1 and self._unreachable(outcomes):
+            why = f"the server could not be reached: {outcomes[0].undelivered}"
+            self.request_stop(why, UnreachableError(why))
+        fatal = self._lanes.sender.fatal if self._lanes else None
+        if fatal is not None:
+            self.request_stop(fatal.message, fatal.error())
+        stop = self.stopping
+        if self.durable and stop and any(o.undelivered for o in outcomes):
+            self._abandon(batch, f"not sent: {stop}")  # the next run sends it
+            return
+        for outcome in outcomes:
+            self._record(outcome)
+        if self.durable:
+            self.ledger.rejected.flush()  # before the journal says those records are done
+            self.durable.batch_done(batch)
+            self.durable.commit()
+
+    @staticmethod
+    def _unreachable(outcomes: list[Outcome]) -> bool:
+        """The first request used up its retries and the server never answered (refused
+        connections, timeouts): nothing else would pass. A 503 is an answer: reading goes on."""
+        return len(outcomes) == 1 and outcomes[0].unanswered
+
+    def _abandon(self, batch: Batch, why: str) -> None:
+        """A batch a stop kept from its verdict: with --state the next run sends it, so it
+        stays unsettled in the journal; without it, it goes to the rejected file."""
+        if self.durable:
+            self.summary.events_pending += batch.n_events
+        else:
+            self._record(Outcome(batch, undelivered=why))
+
+    def _record(self, outcome: Outcome) -> None:
+        try:
+            self.ledger.outcome(outcome)
+        except OutputError as exc:  # the rejected file failed: stop, and count what is lost
+            self.summary.events_unrecorded += outcome.batch.n_events - outcome.accepted_events
+            self._fail(exc)
+        self._report_progress()
+
+    def _lane_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, RevbridgeError):
+            self._fail(exc)
+        else:
+            self._fail(InternalError(f"internal error in a lane: {type(exc).__name__}: {exc}"))
+
+    def _fail(self, exc: RevbridgeError) -> None:
+        self.request_stop(str(exc), exc)
+
+    def _on_attempt(self, attempt: Attempt) -> None:
+        self.ledger.attempt(attempt)
+        self.reporter.attempt(attempt)
 
     # ---- reading ------------------------------------------------------------------------
 
-    async def _produce(self, dispatch: Callable[[Batch], object]) -> None:
+    def _packer(self) -> Packer:
         s = self.settings
-        self.packer = Packer(
+        return Packer(
             lanes=max(1, s.concurrency),
             max_users=s.max_users,
             max_bytes=s.max_bytes,
@@ -120,7 +270,11 @@ class Run(SendSide):
             # with --state every held record is also tracked until settled: count that too
             piece_cost=PIECE_COST + (RECORD_COST if self.durable else 0),
         )
+
+    async def _read_all(self) -> None:
         for file_no in range(len(self.files)):
+            if self.stopping:
+                return
             plan = self.durable.plan(file_no) if self.durable else FilePlan()
             if plan.error:
                 self.summary.input_errors.append(plan.error)
@@ -129,18 +283,14 @@ class Run(SendSide):
                 self.reporter.notice(plan.skip)
                 continue
             try:
-                await self._read_file(file_no, plan, dispatch)
+                await self._read_file(file_no, plan)
             except reader.InputError as exc:
                 self.summary.input_errors.append(str(exc))
             self._bytes_done += self._current_size
             self._bytes_in_file = 0
             self._report_progress()
-            if self.stopping:
-                return
 
-    async def _read_file(
-        self, file_no: int, plan: FilePlan, dispatch: Callable[[Batch], object]
-    ) -> None:
+    async def _read_file(self, file_no: int, plan: FilePlan) -> None:
         """Read one file to the packer. The loop is the hottest code of the tool: a valid flat
         event takes the fast lane (`fast_flat_event`, a packer `add` that allocates nothing);
         anything else goes through `_shape_and_pack`, which handles every case."""
@@ -156,13 +306,16 @@ class Run(SendSide):
             start_offset=plan.start_offset,
             start_line=plan.start_line,
             hold_partial_last_line=durable is not None,
+            gate=self.gate,
         )
         self._current_size = records.total_bytes or 0
-        read = untimed = 0
+        read = untimed = events = 0
+        line = plan.start_line
         try:
             for record in records:
-                origin = (file_no, record.line, record.end_offset)
-                if settled is not None and record.line in settled:
+                line = record.line
+                origin = (file_no, line, record.end_offset)
+                if settled is not None and line in settled:
                     durable.skip(origin)  # type: ignore[union-attr]
                     continue
                 read += 1
@@ -170,27 +323,35 @@ class Run(SendSide):
                 part = fast(value, origin) if fast and type(value) is dict else None
                 if part is not None and in_doubt is None:
                     untimed += part.untimed
+                    events += 1
                     packed = add(part)
                     if packed is None:
                         if tracker is not None:
                             tracker.read(origin, 1)  # in one open batch
+                        if self._probing and self.packer.holds_a_request():
+                            await self._packed(self.packer.close_first(), None, None)
                     else:
-                        await self._packed(packed, origin, tracker, dispatch)
+                        await self._packed(packed, origin, tracker)
                 else:
-                    await self._shape_and_pack(record, origin, part, in_doubt, dispatch)
+                    await self._shape_and_pack(record, origin, part, in_doubt)
                 if not read & (_YIELD_EVERY - 1):
                     summary.records_read += read
                     summary.events_without_timestamp += untimed
-                    read = untimed = 0
+                    summary.events_read += events
+                    read = untimed = events = 0
                     self._bytes_in_file = records.bytes_read
                     self._report_progress()
                     await asyncio.sleep(0)
                 if self.stopping:
-                    summary.notices.append(self._stopped_after(file_no, record.line))
+                    summary.notices.append(self._stopped_after(file_no, line))
                     return
+        except ReadInterrupted:  # a stop cut a wait on the input short (a quiet pipe)
+            summary.notices.append(self._stopped_after(file_no, line))
+            return
         finally:
             summary.records_read += read
             summary.events_without_timestamp += untimed
+            summary.events_read += events
         if durable:
             durable.file_read(file_no, records.lines, records.end_offset)
         held = records.held_back_bytes
@@ -206,50 +367,80 @@ class Run(SendSide):
         origin: Origin,
         part: UserPart | None,
         in_doubt: set[int] | None,
-        dispatch: Callable[[Batch], object],
     ) -> None:
-        """Every record the fast lane did not take: errors, other shapes, options, --state."""
+        """Every record the fast lane did not take: errors, other shapes, options, --state.
+
+        With --state the record holds one reference of its own while its parts are packed,
+        and each part's references are counted before its batches are dispatched, so that
+        no batch's verdict can settle the record while a piece of it is still unpacked."""
         tracker = self.durable.tracker if self.durable else None
         if tracker:
             tracker.read(origin, 1)  # held while its parts are packed
         if record.error is not None:
             where = f"{self._name(origin[0])}:{record.line}"
-            self.ledger.set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
+            self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, self.settings.shape)
             for item in items:
                 if isinstance(item, Invalid):
-                    self.ledger.set_aside(item, origin)
+                    self._set_aside(item, origin)
                     continue
                 self.summary.events_without_timestamp += item.untimed
+                self.summary.events_read += len(item.events)
                 if in_doubt is not None and record.line in in_doubt:
                     self.summary.possible_duplicate_events += len(item.events)
                 packed = self.packer.add(item)
                 if packed is None:
                     if tracker:
                         tracker.add_refs(origin, 1)
+                    if self._probing and self.packer.holds_a_request():
+                        await self._packed(self.packer.close_first(), None, None)
                 else:
-                    await self._packed(packed, origin, None, dispatch)
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
+                    await self._packed(packed, origin, None)
         if tracker:
             tracker.release(origin)
 
-    async def _packed(
-        self,
-        packed: Packed,
-        origin: Origin,
-        tracker: Tracker | None,
-        dispatch: Callable[[Batch], object],
-    ) -> None:
+    async def _packed(self, packed: Packed, origin: Origin | None, tracker: Tracker | None) -> None:
         """What a packer call closed: set-asides to the file, batches to their lanes. With a
         tracker, the record is registered before its batches can finish."""
         for invalid, too_big_origin in packed.too_big:
-            self.ledger.set_aside(invalid, too_big_origin)
-        if tracker is not None:
+            self.summary.events_too_big += 1
+            self._set_aside(invalid, too_big_origin)
+        if tracker is not None and origin is not None:
             tracker.read(origin, packed.placed)
         for batch in packed.batches:
-            await self._await(dispatch(batch))
+            await self._dispatch(batch)
+
+    def _set_aside(self, invalid: Invalid, origin: Origin) -> None:
+        try:
+            self.ledger.set_aside(invalid, origin)
+        except OutputError as exc:
+            self._fail(exc)
+
+    # ---- the end ------------------------------------------------------------------------
+
+    def _close_books(self, started: float) -> None:
+        """Flush and close the outputs, then settle the exit code: even after a failure."""
+        try:
+            self.ledger.rejected.flush()  # before the journal says those records are done
+            if self.durable is not None:
+                self.summary.records_skipped = self.durable.skipped_records
+                self.durable.close()
+            self.ledger.close()
+        except OutputError as exc:
+            self._fail(exc)
+        self.summary.elapsed_seconds = time.monotonic() - started
+        self.summary.exit_code = int(self._exit_code())
+
+    def _exit_code(self) -> Exit:
+        """A family that stopped the run wins over the signal that may have come with it."""
+        if self._error is not None:
+            return self._error.exit_code
+        if self._signal is not None:
+            return exit_for_signal(self._signal)
+        return Exit.OK if self.summary.complete else Exit.INCOMPLETE
 
     def _stopped_after(self, file_no: int, line: int) -> str:
         where = f"{self._name(file_no)}:{line}"
@@ -262,11 +453,6 @@ class Run(SendSide):
             f"reading stopped after {where}: every record up to it was accepted or is in "
             "the rejected file; nothing after it was read"
         )
-
-    @staticmethod
-    async def _await(result: object) -> None:
-        if asyncio.iscoroutine(result):
-            await result
 
     def _name(self, file_no: int) -> str:
         return self.files[file_no]

@@ -1,8 +1,9 @@
-"""What a run changes in the whole process while it lasts, and puts back when it ends: the
-cyclic collector's thresholds and the SIGINT/SIGTERM handlers.
+"""What the CLI changes in the whole process around a run, and puts back after it: the cyclic
+collector's thresholds and the handlers of SIGINT, SIGTERM and SIGHUP.
 
-Both are process-global, unlike everything else a run touches, so setting and restoring them
-sits here, apart from the run's own logic; the run decides only what a signal means.
+Both are process-global, so the run itself never touches them (a program, a notebook or a
+worker thread may run one); the command line installs them here, around `Run.execute`, and
+restores what was there before. The run decides only what a stop means (`Run.interrupt`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from revbridge_cli.errors import exit_for_signal
+from revbridge_cli.streams import ReadInterrupted
+
+if TYPE_CHECKING:
+    from revbridge_cli.pipeline import Run
+
+STOP_SIGNALS = {
+    signal.SIGINT: "interrupted (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "hung up (SIGHUP)",  # an SSH session dropping: stop cleanly, as for SIGTERM
+}
 
 
 @contextlib.contextmanager
@@ -32,19 +48,35 @@ def throughput_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int, str], None]) -> None:
-    """Ctrl-C and SIGTERM go to `handler(signum, name)` on the loop instead of raising in
-    whatever code runs; where the loop cannot take them (outside the main thread), the
-    defaults stay."""
-    for signum, name in (
-        (signal.SIGINT, "interrupted (Ctrl-C)"),
-        (signal.SIGTERM, "terminated (SIGTERM)"),
-    ):
-        with contextlib.suppress(RuntimeError, ValueError):
-            loop.add_signal_handler(signum, handler, signum, name)
+@contextlib.contextmanager
+def stop_signals(loop: asyncio.AbstractEventLoop, run: Run) -> Iterator[None]:
+    """The first stop signal asks the run to stop; a second one quits at once.
 
+    Plain `signal.signal` handlers rather than the loop's: the handler runs on the main
+    thread even while the run is blocked reading a quiet pipe (the loop's own handlers would
+    wait for the pipe's next byte). There it stops the run and raises `ReadInterrupted` into
+    the read; anywhere else it hands the stop to the loop. Outside the main thread nothing is
+    installed: the caller stops the run itself.
+    """
+    received: list[int] = []
 
-def remove_signals(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(RuntimeError, ValueError):
-            loop.remove_signal_handler(signum)
+    def handler(signum: int, frame: FrameType | None) -> None:
+        name = STOP_SIGNALS[signal.Signals(signum)]
+        if received:  # the second one: quit now, the journal keeps what was committed
+            os.write(2, f"\n{name} again: quitting now\n".encode())
+            os._exit(int(exit_for_signal(signum)))
+        received.append(signum)
+        if run.gate.waiting:  # blocked on the input: the loop is not running, stop here
+            run.interrupt(signum, name)
+            raise ReadInterrupted
+        loop.call_soon_threadsafe(run.interrupt, signum, name)
+
+    previous: dict[int, object] = {}
+    try:
+        for stop in STOP_SIGNALS:
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[stop] = signal.signal(stop, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)  # type: ignore[arg-type]

@@ -59,7 +59,15 @@ from revbridge_cli.lines import (
 )
 from revbridge_cli.streams import BOM as _BOM
 from revbridge_cli.streams import WS as _WS
-from revbridge_cli.streams import Broken, CountingFile, Gunzip, Readable, StreamError, sniff_format
+from revbridge_cli.streams import (
+    Broken,
+    CountingFile,
+    Gunzip,
+    Readable,
+    ReadGate,
+    StreamError,
+    sniff_format,
+)
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -113,6 +121,7 @@ class Reader:
         start_line: int = 0,
         hold_partial_last_line: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        gate: ReadGate | None = None,
     ) -> None:
         if fmt not in (None, "ndjson", "json"):
             raise ValueError(f"fmt must be None, 'ndjson' or 'json', not {fmt!r}")
@@ -130,6 +139,7 @@ class Reader:
         self._max = max_line_bytes
         self._file: BinaryIO | None = None
         self._counter: CountingFile | None = None
+        self._gate = gate
 
     @property
     def bytes_read(self) -> int:
@@ -171,7 +181,7 @@ class Reader:
             if stat.S_ISREG(st.st_mode):
                 self.total_bytes = st.st_size
         self._file = f
-        self._counter = counter = CountingFile(f)
+        self._counter = counter = CountingFile(f, self._gate)
         try:
             magic = counter.peek(2)
         except StreamError as e:

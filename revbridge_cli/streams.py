@@ -24,6 +24,27 @@ class StreamError(Exception):
     """Reading the underlying stream failed (truncated or corrupt gzip, I/O error)."""
 
 
+class ReadInterrupted(BaseException):
+    """Raised into a read that waits on its input (a quiet pipe) to stop it; a BaseException,
+    like KeyboardInterrupt, so that no `except Exception` between here and the run eats it."""
+
+
+class ReadGate:
+    """Says when the run is waiting on its input rather than working on it.
+
+    A quiet pipe (`zcat big.gz | revbridge send -`) blocks the thread that reads it, and with
+    it the event loop. A stop request (a signal handler, which runs on that thread between two
+    bytecodes and interrupts the system call) looks at `waiting` and, when it is set, raises
+    `ReadInterrupted` into the read, so that the stop takes effect now rather than at the
+    pipe's next byte. Nothing here is process-global: whoever handles the signal decides.
+    """
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+
 class CountingFile:
     """The underlying file, counting the bytes taken from it (for byte-based progress).
 
@@ -31,10 +52,11 @@ class CountingFile:
     every format and for gzip, and costs one addition per 64 KiB (or per 8 KiB compressed).
     """
 
-    __slots__ = ("_f", "_pushback", "bytes_read")
+    __slots__ = ("_f", "_gate", "_pushback", "bytes_read")
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, gate: ReadGate | None = None) -> None:
         self._f = f
+        self._gate = gate or ReadGate()
         self._pushback = b""
         self.bytes_read = 0
 
@@ -43,10 +65,14 @@ class CountingFile:
             data = self._pushback[:n] if n >= 0 else self._pushback
             self._pushback = self._pushback[len(data) :]
             return data
+        gate = self._gate
+        gate.waiting = True
         try:
             data = self._f.read(n)
         except OSError as e:
             raise StreamError(f"read error ({e.strerror or e})") from None
+        finally:
+            gate.waiting = False
         self.bytes_read += len(data)
         return data
 

@@ -15,6 +15,7 @@ class Summary:
 
     records_read: int = 0
     records_invalid: int = 0
+    events_read: int = 0  # events of the records that shaped into user parts
     users_sent: int = 0
     events_sent: int = 0
     users_accepted: int = 0
@@ -31,6 +32,8 @@ class Summary:
     concurrency_lowest: int | None = None  # in flight at most, at the server's worst
     grouping_buffer_mb: float | None = None  # the most it held, once requests lagged
     events_pending: int = 0  # with --state: not sent because of a stop; the next run sends them
+    events_too_big: int = 0  # single events no request can carry: set aside, one row each
+    events_unrecorded: int = 0  # their verdict could not be written (the rejected file failed)
     records_skipped: int = 0  # with --state: settled by an earlier run
     events_without_timestamp: int = 0
     elapsed_seconds: float = 0.0
@@ -44,11 +47,27 @@ class Summary:
     fatal: str | None = None
     dry_run: bool = False
     sent: bool = True
+    exit_code: int = 0  # the run's outcome as the CLI's exit code (errors.Exit)
 
     @property
     def events_per_second(self) -> float:
         events = self.events_sent if self.sent else self.records_read
         return events / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def unaccounted_events(self) -> int:
+        """Events read that are neither accepted, set aside, nor pending: always 0 (the books
+        balance on every path); a test asserts it after every failure."""
+        if not self.sent or self.dry_run:
+            return 0
+        return self.events_read - (
+            self.events_accepted
+            + self.events_rejected
+            + self.events_undelivered
+            + self.events_too_big
+            + self.events_pending
+            + self.events_unrecorded
+        )
 
     @property
     def complete(self) -> bool:
@@ -65,6 +84,7 @@ class Summary:
         data["reasons"] = dict(self.reasons.most_common())
         data["events_per_second"] = round(self.events_per_second, 1)
         data["elapsed_seconds"] = round(self.elapsed_seconds, 3)
+        data["unaccounted_events"] = self.unaccounted_events
         return data
 
     def rows(self) -> list[tuple[str, str]]:
@@ -117,6 +137,16 @@ class Summary:
             out.append(self.interrupted)
         if self.fatal:
             out.append(self.fatal)
+        if self.events_unrecorded:
+            out.append(
+                f"{self.events_unrecorded:,} events could not be written to the rejected file: "
+                "they were not accepted; send their records again once the disk has room"
+            )
+        if self.unaccounted_events:
+            out.append(
+                f"{self.unaccounted_events:,} events are not accounted for: this is a bug, "
+                "please report it"
+            )
         return out
 
 

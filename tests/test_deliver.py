@@ -204,7 +204,7 @@ def test_401_is_fatal_and_names_key_and_customer_id() -> None:
         return httpx.Response(401, json={"error": "unauthorized"})
 
     (outcome,), attempts, sender = deliver(handler, batch_of(("a", 1)))
-    assert sender.fatal is not None and sender.fatal.exit_code == 3
+    assert sender.fatal is not None and sender.fatal.error().exit_code == 3
     assert "API key" in sender.fatal.message and "x-customer-id" in sender.fatal.message
     assert outcome.undelivered == f"not sent: {sender.fatal.message}"
     assert len(attempts) == 1
