@@ -455,7 +455,7 @@ class Run:
         )
 
     def _name(self, file_no: int) -> str:
-        return self.files[file_no]
+        return reader.display_name(self.files[file_no])
 
     def _report_progress(self) -> None:
         done = self._bytes_done + self._bytes_in_file

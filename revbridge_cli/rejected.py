@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import orjson
 
+from revbridge_cli.errors import OutputError
+
 
 def default_name(now: datetime) -> str:
     return f"rejected-{now.strftime('%Y%m%dT%H%M%SZ')}.ndjson"
@@ -52,10 +54,16 @@ class RejectedFile:
         self._file: IO[bytes] | None = None
 
     def write(self, data: dict[str, Any]) -> None:
-        if self._file is None:
-            self._file = self._open()
-        self._file.write(orjson.dumps(data) + b"\n")
+        try:
+            if self._file is None:
+                self._file = self._open()
+            self._file.write(orjson.dumps(data) + b"\n")
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.rows += 1
+
+    def _failed(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write the rejected file {self.path}: {exc.strerror or exc}")
 
     def _open(self) -> IO[bytes]:
         if self.explicit:
@@ -73,10 +81,16 @@ class RejectedFile:
     def flush(self) -> None:
         """Rows must be on disk before the journal says their records are done."""
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise self._failed(exc) from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                raise self._failed(exc) from None
