@@ -163,19 +163,21 @@ class RichReporter:
             row.append(value, style=_STYLES.get(label, ""))
         self._display.counters = row
         fraction = m.fraction()
-        fields = {
-            "completed": fraction or 0.0,
-            "total": None if fraction is None else 1.0,
-            "bytes": m.bytes_text(),
-            "rate": f"{m.rate():,.0f} {unit(m.summary)}",
-            "eta": m.eta_text(),
-        }
+        completed = fraction or 0.0
+        total = None if fraction is None else 1.0
+        shown = m.bytes_text()
+        rate = f"{m.rate():,.0f} {unit(m.summary)}"
+        eta = m.eta_text()
+        first = self._task is None
         if self._task is None:
             description = "sending" if sending(m.summary) else "checking"
-            self._task = self._display.add_task(description, **fields)
+            self._task = self._display.add_task(description, bytes=shown, rate=rate, eta=eta)
+        # `completed` by update: add_task's stub takes an int, and the fraction is a float.
+        self._display.update(
+            self._task, total=total, completed=completed, bytes=shown, rate=rate, eta=eta
+        )
+        if first:
             self._display.start()
-        else:
-            self._display.update(self._task, **fields)
 
     def attempt(self, attempt: Attempt) -> None:
         self.meter.attempt(attempt)

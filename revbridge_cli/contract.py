@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 PATH: Final = "/ingest/events"
 PRODUCTION_URL: Final = "https://api.revbridge.ai"
@@ -54,7 +54,7 @@ _ISO_8601 = re.compile(
 )
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """JSON number only: `True` is an int to Python but a boolean to the API."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 

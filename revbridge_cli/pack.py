@@ -88,11 +88,12 @@ class _OpenUser:
 
     def grew(self, origin: Origin) -> None:
         """A further record joined: from now on its origins are kept flat, in an array."""
-        if type(self.origins) is tuple:
-            self.origins = array("q", self.origins)
-        self.origins.extend(origin)  # type: ignore[union-attr]
+        origins = self.origins
+        if isinstance(origins, tuple):
+            origins = self.origins = array("q", origins)
+        origins.extend(origin)
 
-    def write(self, parts: list[bytes]) -> None:
+    def write(self, parts: list[bytes | bytearray]) -> None:
         """Append this user object's pieces to a body being built (joined once, at close)."""
         parts += (_IDS_OPEN, self.ids_bytes)
         if self.props_bytes is not None:
@@ -341,7 +342,7 @@ class Packer:
         (Several lanes only while no batch is out: then no user's requests can overtake.)"""
         piece_cost = self._piece_cost
         room = self.max_bytes - len(BODY_OPEN) - len(BODY_CLOSE)
-        parts = [BODY_OPEN]
+        parts: list[bytes | bytearray] = [BODY_OPEN]
         spans: list[Span] = []
         at = len(BODY_OPEN)
         events = taken = 0

@@ -118,14 +118,15 @@ def check_profile(
             raise ConfigError(
                 f"{where}: {key} must be {_TYPE_NAMES[kind]}, not {_type_name(value)}"
             )
-        if kind is str and not value.strip():
+        if isinstance(value, str) and not value.strip():
             raise ConfigError(f"{where}: {key} is empty")
         spec = OPTIONS.get(key)
-        if spec is not None and spec.low is not None and value < spec.low:
-            raise ConfigError(f"{where}: {key} must be at least {spec.low}")
-        if spec is not None and spec.high is not None and value > spec.high:
-            raise ConfigError(f"{where}: {key} must be at most {spec.high}")
-        if kind is str and key in OPTIONS:
+        if spec is not None and isinstance(value, int | float):  # bounds are on numbers only
+            if spec.low is not None and value < spec.low:
+                raise ConfigError(f"{where}: {key} must be at least {spec.low}")
+            if spec.high is not None and value > spec.high:
+                raise ConfigError(f"{where}: {key} must be at most {spec.high}")
+        if isinstance(value, str) and key in OPTIONS:
             value = str(expand(value, env, config_dir))
         checked[key] = value
     if "api_key" in checked and "api_key_file" in checked:

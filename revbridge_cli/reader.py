@@ -307,10 +307,11 @@ class Reader:
                     size += len(data)
                     data = b""
                     if size > maxlen:
-                        n, off, data = yield from self._long_line(parts, size, n, off, read)
+                        n, off, rest = yield from self._long_line(parts, size, n, off, read)
                         parts, size = [], 0
-                        if data is None:
+                        if rest is None:
                             return
+                        data = rest
                     continue
                 parts.append(data)
                 data = b"".join(parts)
@@ -340,10 +341,11 @@ class Reader:
             if tail:
                 parts, size = [tail], len(tail)
                 if size > maxlen:
-                    n, off, data = yield from self._long_line(parts, size, n, off, read)
+                    n, off, rest = yield from self._long_line(parts, size, n, off, read)
                     parts, size = [], 0
-                    if data is None:
+                    if rest is None:
                         return
+                    data = rest
         if parts:
             tail = b"".join(parts)
             if self._hold:

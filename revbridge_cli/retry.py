@@ -42,7 +42,7 @@ class RetryPolicy:
 
     def backoff(self, retries_done: int, rand: float = 0.0) -> float:
         """Wait before retry number `retries_done + 1`; `rand` in [0, 1) drives the jitter."""
-        base = min(self.max_delay, self.initial_delay * 2 ** min(retries_done, 62))
+        base = min(self.max_delay, self.initial_delay * 2.0 ** min(retries_done, 62))
         return base * (1 - self.jitter * rand)
 
     def delay(

@@ -7,6 +7,7 @@ knows about records.
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from typing import BinaryIO, Protocol
 
@@ -76,6 +77,10 @@ class CountingFile:
         self.bytes_read += len(data)
         return data
 
+    def seek(self, offset: int, /) -> int:
+        """Refused: gzip seeks its file only to rewind, and reading here only goes forward."""
+        raise io.UnsupportedOperation("an input stream is read once, forward")
+
     def peek(self, n: int) -> bytes:
         """Return up to `n` bytes without consuming them (works on pipes too)."""
         data = b""
@@ -94,7 +99,7 @@ class Gunzip:
     __slots__ = ("_gz",)
 
     def __init__(self, raw: CountingFile) -> None:
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
 
     def read(self, n: int = -1, /) -> bytes:
         # read1, not read: read(n) loses what it decompressed so far when the stream breaks

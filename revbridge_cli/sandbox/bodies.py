@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO
+from io import BufferedIOBase
 
 from revbridge_cli.contract import MAX_BODY_BYTES
 
@@ -42,7 +42,7 @@ def body_length(headers: Message) -> int | None:
     return int(length)
 
 
-def read_body(rfile: BinaryIO, headers: Message, limit: int) -> Body:
+def read_body(rfile: BufferedIOBase, headers: Message, limit: int) -> Body:
     """The body if it is within `limit` bytes; `limit=-1` just discards it."""
     length = body_length(headers)
     if length is None:
@@ -58,7 +58,7 @@ def read_body(rfile: BinaryIO, headers: Message, limit: int) -> Body:
     return Body(data, length)
 
 
-def _skip(rfile: BinaryIO, length: int) -> None:
+def _skip(rfile: BufferedIOBase, length: int) -> None:
     remaining = length
     while remaining:
         chunk = rfile.read(min(remaining, 1 << 20))
@@ -67,7 +67,7 @@ def _skip(rfile: BinaryIO, length: int) -> None:
         remaining -= len(chunk)
 
 
-def _read_chunked(rfile: BinaryIO, limit: int) -> Body:
+def _read_chunked(rfile: BufferedIOBase, limit: int) -> Body:
     parts: list[bytes] = []
     total = 0
     while True:
