@@ -131,20 +131,21 @@ def _first_line(e: BaseException) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else type(e).__name__
 
 
-def _small(head: bytes) -> Iterator[tuple[Any, bool]] | None:
+def _small(head: bytes) -> Iterator[Any] | None:
     """Parse a document that fits in the sniff window with orjson (fast); None if invalid."""
     try:
         doc = orjson.loads(head)
     except orjson.JSONDecodeError:
         return None
     if isinstance(doc, list):
-        return ((item, False) for item in doc)
-    if isinstance(doc, dict) and isinstance(doc.get("users"), list):
-        return ((item, True) for item in doc["users"])
-    return iter([(doc, False)])
+        return iter(doc)
+    users = doc.get("users") if isinstance(doc, dict) else None
+    if isinstance(users, list):
+        return iter(users)
+    return iter([doc])
 
 
-def _object_events(f: Readable) -> Iterator[tuple[Any, bool]]:
+def _object_events(f: Readable) -> Iterator[Any]:
     """Stream the users of `{"users": [...]}`, or yield the whole object if it has none.
 
     Python-level event handling is slower than `ijson.items`, but it is only used for object
@@ -164,7 +165,7 @@ def _object_events(f: Readable) -> Iterator[tuple[Any, bool]]:
             elif event in ("end_map", "end_array"):
                 depth -= 1
             if depth == 0:
-                yield item.value, True
+                yield item.value
                 item = None
             continue
         if in_users and prefix == "users.item":
@@ -173,7 +174,7 @@ def _object_events(f: Readable) -> Iterator[tuple[Any, bool]]:
                 item.event(event, value)
                 depth = 1
             else:
-                yield value, True
+                yield value
             continue
         if prefix == "users" and event == "start_array":
             in_users = saw_users = True
@@ -181,13 +182,11 @@ def _object_events(f: Readable) -> Iterator[tuple[Any, bool]]:
             in_users = False
         top.event(event, value)
     if not saw_users:
-        yield top.value, False
+        yield top.value
 
 
-def iter_document(
-    stream: Readable, head: bytes, complete: bool, source: str
-) -> Iterator[tuple[Any, bool]]:
-    """Yield `(value, from_users_array)` for each record of a JSON document.
+def iter_document(stream: Readable, head: bytes, complete: bool, source: str) -> Iterator[Any]:
+    """Yield each record of a JSON document: an array's items, a body's users, or the object.
 
     `head` is what the sniffer already read (BOM removed); `complete` says it is the whole
     stream, in which case orjson parses it in one go. Raises `InputError` with the record
@@ -205,7 +204,7 @@ def iter_document(
         if is_array:
             for item in ijson.items(f, "item", use_float=True, buf_size=_BUF):
                 n += 1
-                yield item, False
+                yield item
         else:
             for record in _object_events(f):
                 n += 1

@@ -29,8 +29,6 @@ class RawRecord:
     `end_offset` is the byte offset just past the record's newline in the decompressed
     stream, so that a later run can continue from there (0 for JSON-document records, which
     resume by record number instead). Either `value` (a dict) is set, or `error` and `raw`.
-    `from_users` is True for an element of a JSON document's top-level `users` array (so it
-    is a user object, not a flat event).
     """
 
     source: str
@@ -39,7 +37,6 @@ class RawRecord:
     value: Any = None
     error: str | None = None
     raw: str | None = None
-    from_users: bool = False
 
 
 def type_name(value: Any) -> str:

@@ -258,7 +258,7 @@ class Reader:
         n = 0
         skip = self._start_line
         body = head[3:] if head.startswith(_BOM) else head
-        for value, from_users in iter_document(stream, body, complete, src):
+        for value in iter_document(stream, body, complete, src):
             n += 1
             self.lines = n
             if n <= skip:
@@ -267,16 +267,16 @@ class Reader:
             try:
                 raw = orjson.dumps(value)
             except TypeError:  # orjson.JSONEncodeError: nested deeper than it writes
-                yield RawRecord(src, n, 0, None, TOO_DEEP, "…", from_users)
+                yield RawRecord(src, n, 0, None, TOO_DEEP, "…")
                 continue
             if type(value) is dict:
-                yield RawRecord(src, n, 0, value, from_users=from_users)
+                yield RawRecord(src, n, 0, value)
                 continue
             text = raw.decode()
             if len(text) > RAW_PREFIX_CHARS:
                 text = text[:RAW_PREFIX_CHARS] + "…"
             error = f"not a JSON object (got {type_name(value)})"
-            yield RawRecord(src, n, 0, None, error, text, from_users)
+            yield RawRecord(src, n, 0, None, error, text)
 
     def _ndjson(self, stream: Readable, data: bytes) -> Iterator[RawRecord]:
         loads = orjson.loads

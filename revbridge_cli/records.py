@@ -140,9 +140,6 @@ def _apply_options(user: dict[str, Any], options: ShapeOptions) -> str | None:
     return first
 
 
-_NUMBER_TYPES = (int, float)
-_KEY_TYPES = frozenset((str, int, float, type(None)))
-_NOT_FLAT = ("events", "users", "userIndex")
 _PRIMARY = contract.PRIMARY_IDENTIFIERS
 _dumps = orjson.dumps
 _DEFAULT_OPTIONS = ShapeOptions()

@@ -99,9 +99,6 @@ class Tracker:
             track.line, track.offset = end
             track.moved = True
 
-    def unsettled(self, file_no: int) -> bool:
-        return bool(self._files[file_no].refs)
-
     def take_changes(self) -> tuple[dict[int, tuple[int, int]], dict[int, list[int]]]:
         """Watermarks that moved and records settled since the last call, for the journal.
 

@@ -227,10 +227,7 @@ def test_pretty_printed_users_body_yields_each_user(tmp_path: Path) -> None:
     body = {"users": [{"id": "u1"}, {"id": "u2"}]}
     path = write(tmp_path, "body.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
     records = list(Reader(path))
-    assert [(r.line, r.value, r.from_users) for r in records] == [
-        (1, {"id": "u1"}, True),
-        (2, {"id": "u2"}, True),
-    ]
+    assert [(r.line, r.value) for r in records] == [(1, {"id": "u1"}), (2, {"id": "u2"})]
 
 
 def test_pretty_printed_single_object_is_one_record(tmp_path: Path) -> None:
@@ -249,7 +246,7 @@ def test_large_documents_stream_with_ints_and_floats(tmp_path: Path) -> None:
         assert values(records) == items
         assert type(records[0].value["i"]) is int and type(records[0].value["f"]) is float
         assert reader.bytes_read == reader.total_bytes
-    assert records[-1].error == "not a JSON object (got number)" and records[-1].from_users
+    assert records[-1].error == "not a JSON object (got number)"
 
 
 @pytest.mark.parametrize("size", [200, 30_000])

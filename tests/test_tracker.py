@@ -19,7 +19,7 @@ def test_watermark_waits_for_the_oldest_unsettled_record() -> None:
     assert t.take_changes() == ({}, {0: [2, 3]})  # settled, but line 1 is still out
     t.release(origin(1))
     assert t.take_changes() == ({0: (3, 30)}, {})  # now the watermark says it all
-    assert not t.unsettled(0)
+    assert t.take_changes() == ({}, {})  # nothing is left out
 
 
 def test_a_record_in_several_batches_settles_with_the_last_one() -> None:
@@ -29,8 +29,7 @@ def test_a_record_in_several_batches_settles_with_the_last_one() -> None:
     t.add_refs(origin(1), 2)  # split over two batches
     t.release(origin(1))  # packing done
     t.release(origin(1))  # first batch
-    assert t.unsettled(0)
-    assert t.take_changes() == ({}, {})
+    assert t.take_changes() == ({}, {})  # still out in the second
     t.release(origin(1))  # second batch
     assert t.take_changes() == ({0: (1, 10)}, {})
 
@@ -64,7 +63,8 @@ def test_files_are_tracked_apart_and_changes_are_taken_once() -> None:
     t.release(origin(11, 1))
     assert t.take_changes() == ({1: (11, 110)}, {})
     assert t.take_changes() == ({}, {})
-    assert t.unsettled(0) and not t.unsettled(1)
+    t.release(origin(1, 0))  # file 0's record was the one still out
+    assert t.take_changes() == ({0: (1, 10)}, {})
 
 
 def test_finish_moves_the_watermark_past_trailing_blank_lines_once_all_is_settled() -> None:
