@@ -121,23 +121,30 @@ def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
     return [_flat_to_user(record)]
 
 
-def _apply_options(user: dict[str, Any], options: ShapeOptions) -> str | None:
+def _apply_options(
+    user: dict[str, Any], options: ShapeOptions
+) -> tuple[dict[str, Any], str | None]:
+    """The user with its epoch timestamps converted, and the first fault; a converted event is
+    a copy, so the record as read is never changed."""
     events = user.get("events")
     if not isinstance(events, list):
-        return None
+        return user, None
     first: str | None = None  # every event is converted; the first fault is reported
+    out = []
     for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            continue
-        stamp = event.get("timestamp")
-        if options.epoch_timestamps and contract.is_number(stamp):
-            try:
-                event["timestamp"] = epoch_to_iso(stamp)
-            except (OverflowError, OSError, ValueError):
-                first = first or f"events[{index}]: timestamp {stamp!r} is not a usable epoch time"
-        elif options.require_timestamp and "timestamp" not in event:
-            first = first or f"events[{index}]: timestamp is missing (--require-timestamp)"
-    return first
+        if isinstance(event, dict):
+            stamp = event.get("timestamp")
+            if options.epoch_timestamps and contract.is_number(stamp):
+                try:
+                    event = {**event, "timestamp": epoch_to_iso(stamp)}
+                except (OverflowError, OSError, ValueError):
+                    first = (
+                        first or f"events[{index}]: timestamp {stamp!r} is not a usable epoch time"
+                    )
+            elif options.require_timestamp and "timestamp" not in event:
+                first = first or f"events[{index}]: timestamp is missing (--require-timestamp)"
+        out.append(event)
+    return {**user, "events": out}, first
 
 
 _PRIMARY = contract.PRIMARY_IDENTIFIERS
@@ -149,10 +156,12 @@ _ABSENT = object()
 def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
     """The common case, a valid flat event with its identifiers at top level, in one pass.
 
-    None sends the record down the general path, untouched. This runs once per input record,
-    so it repeats the contract's checks inline rather than building a user object to check;
-    the general path (and its exact message) takes anything unusual. The parsed record
-    becomes the event, without a copy.
+    None sends the record down the general path. This runs once per input record, so it
+    repeats the contract's checks inline rather than building a user object to check; the
+    general path (and its exact message) takes anything unusual. The record itself is never
+    changed (a caller may hold it, as a library caller would): the event is a shallow copy
+    less the identifiers, made by `dict.copy` and a few pops, which cost less than a
+    comprehension over every key.
     """
     if (
         "events" in record
@@ -198,13 +207,14 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
     if not usable:
         return None
     key_text = _dumps(key)  # what `user_key` gives: no dict among the values, no sorting
+    event = record.copy()
     identifiers = {}
     for name in _PRIMARY:
-        if name in record:
-            identifiers[name] = record.pop(name)
+        if name in event:
+            identifiers[name] = event.pop(name)
     if props is not None:
-        del record["user_properties"]
-    return UserPart(key_text, identifiers, props, [record], origin, untimed)
+        del event["user_properties"]
+    return UserPart(key_text, identifiers, props, [event], origin, untimed)
 
 
 def shape(
@@ -219,8 +229,6 @@ def shape(
         part = fast_flat_event(record, origin)
         if part is not None and not (part.untimed and options.require_timestamp):
             return [part]
-        if part is not None:
-            record = _restore(part)
     if not isinstance(record, dict):
         return [Invalid(f"not a JSON object (got {type(record).__name__})")]
     users = _users_of(record)
@@ -231,7 +239,7 @@ def shape(
         message = None
         if isinstance(user, dict) and (options.epoch_timestamps or options.require_timestamp):
             # Before the check: a numeric timestamp is only valid once converted.
-            message = _apply_options(user, options)
+            user, message = _apply_options(user, options)
         message = message or contract.user_error(user)
         if message is not None:
             out.append(Invalid(message, user=user))
@@ -250,12 +258,3 @@ def shape(
             )
         )
     return out
-
-
-def _restore(part: UserPart) -> dict[str, Any]:
-    """The flat record a fast-path part came from, for the general path's message."""
-    (event,) = part.events
-    record = {"identifiers": part.identifiers, **event}  # profile fields stay identifiers
-    if part.user_properties is not None:
-        record["user_properties"] = part.user_properties
-    return record

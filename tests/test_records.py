@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import orjson
 import pytest
 
@@ -11,6 +14,7 @@ from revbridge_cli.records import (
     ShapeOptions,
     UserPart,
     epoch_to_iso,
+    fast_flat_event,
     shape,
     user_key,
 )
@@ -265,20 +269,75 @@ def test_empty_top_level_identifier_wins_over_the_nested_one() -> None:
     assert item.user["identifiers"] == {"user_id": ""}
 
 
-def test_fast_and_general_paths_agree_on_valid_flat_events() -> None:
-    record = {
+FAST_PATH_EVENTS: list[dict[str, Any]] = [
+    {
         "email": "a@example.com",
-        "identifiers": {"x": 1},
         "user_properties": {"p": 2},
         "event_name": "e",
         "timestamp": TS,
         "revenue": 1,
         "event_value": 2.5,
         "k": "v",
-    }
-    fast = only(shape(dict(record), ORIGIN))
-    general = only(shape(dict(record), ORIGIN, ShapeOptions(epoch_timestamps=True)))
-    assert isinstance(fast, UserPart) and isinstance(general, UserPart)
-    assert fast.as_user() == general.as_user()
-    assert fast.key == general.key
-    assert fast.untimed == general.untimed == 0
+    },
+    {"user_id": "u1", "anon_id": "a1", "phone_number": "", "event_name": "e", "nested": {"x": [1]}},
+    {"user_id": 42, "event_name": "e", "timestamp": "2026-01-15T14:30:00.125+02:00"},
+]
+
+
+@pytest.mark.parametrize("record", FAST_PATH_EVENTS)
+def test_fast_and_general_paths_agree_on_valid_flat_events(record: dict[str, Any]) -> None:
+    fast = fast_flat_event(record, ORIGIN)
+    assert fast is not None, "the fast path refused a plain valid flat event"
+    assert only(shape(record, ORIGIN)) == fast  # and `shape` takes it too
+    # --epoch-timestamps bypasses the fast path; an ISO timestamp is left as it is.
+    general = only(shape(record, ORIGIN, ShapeOptions(epoch_timestamps=True)))
+    assert isinstance(general, UserPart)
+    assert general == fast  # key, identifiers, properties, events, origin, untimed
+    assert general.key == user_key(fast.identifiers)
+
+
+@pytest.mark.parametrize(
+    ("record", "options"),
+    [
+        *((r, ShapeOptions()) for r in FAST_PATH_EVENTS),
+        ({"user_id": "u", "user_properties": {"p": 1}, "event_name": "x"}, ShapeOptions()),
+        (  # the fast path takes it, then --require-timestamp sends it down the general path
+            {"user_id": "u", "user_properties": {"p": 1}, "event_name": "x"},
+            ShapeOptions(require_timestamp=True),
+        ),
+        (
+            {"user_id": "u", "identifiers": {"a": 1}, "event_name": "x", "timestamp": 1768487400},
+            ShapeOptions(epoch_timestamps=True),
+        ),
+        (
+            {
+                "identifiers": {"user_id": "u"},
+                "events": [{"event_name": "x", "timestamp": 1768487400123}, {"event_name": "y"}],
+            },
+            ShapeOptions(epoch_timestamps=True, require_timestamp=True),
+        ),
+        (
+            {"users": [{"identifiers": {"email": "e@x"}, "events": [{"event_name": "x"}]}]},
+            ShapeOptions(epoch_timestamps=True),
+        ),
+        (
+            {
+                "userIndex": 0,
+                "message": "m",
+                "user": {"identifiers": {"user_id": "u"}, "events": [{"timestamp": 1e12}]},
+            },
+            ShapeOptions(epoch_timestamps=True),
+        ),
+    ],
+)
+def test_shaping_never_changes_the_record_it_is_given(
+    record: dict[str, Any], options: ShapeOptions
+) -> None:
+    """A library caller may keep the records it hands in: nothing is popped or converted in
+    place, on the fast path or the general one."""
+    before = copy.deepcopy(record)
+    fast_flat_event(record, ORIGIN)
+    assert record == before
+    items = shape(record, ORIGIN, options)
+    assert record == before
+    assert items  # something came out
