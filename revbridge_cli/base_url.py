@@ -7,24 +7,15 @@ and a pasted full endpoint must fail here, clearly, rather than later as a confu
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 from revbridge_cli.contract import DEVELOPMENT_URL, PRODUCTION_URL
 from revbridge_cli.errors import ConfigError
+from revbridge_cli.loopback import is_loopback
 
 URL_WORDS: Final[Mapping[str, str]] = {"production": PRODUCTION_URL, "development": DEVELOPMENT_URL}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_base_url(url: str) -> str:
@@ -53,7 +44,7 @@ def check_base_url(url: str) -> str:
             f"base URL {url!r} must be only scheme://host[:port], without a path or query "
             "(the client adds /ingest/events itself)"
         )
-    if scheme == "http" and not _is_loopback(parts.hostname):
+    if scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"base URL {url!r} uses http:// for a host that is not loopback, so the API key "
             "would travel in clear: use https:// (http:// is only for 127.0.0.0/8, ::1, localhost)"

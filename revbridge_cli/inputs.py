@@ -210,8 +210,13 @@ def compare_identity(
 ) -> tuple[Literal["same", "grown", "replaced", "truncated"], dict[str, Any]]:
     """`same_file` done right for a path: the verdict and the identity to store from now on.
 
+    The one place that decides whether a known file is still the file (`--state` asks it).
     The head is compared over the old identity's length, so a file that was shorter than
-    4 KiB last time is still checked for having been rewritten.
+    4 KiB last time is still checked for having been rewritten, not taken for "grown"; the
+    file is read a second time only then.
     """
-    verdict = same_file(old, file_identity(path, head_len=old.get("head_len", HEAD_BYTES)))
-    return verdict, file_identity(path)
+    new = file_identity(path)
+    head_len = old.get("head_len")
+    if head_len is None or head_len == new["head_len"]:
+        return same_file(old, new), new
+    return same_file(old, file_identity(path, head_len=head_len)), new

@@ -14,7 +14,7 @@ from typing import Any
 
 from revbridge_cli import reader
 from revbridge_cli.batch import Batch
-from revbridge_cli.journal import FileState, Journal
+from revbridge_cli.journal import Journal
 from revbridge_cli.records import Origin
 from revbridge_cli.tracker import Tracker
 
@@ -46,13 +46,12 @@ class Durable:
 
     def plan(self, file_no: int) -> FilePlan:
         path = self.paths[file_no]
-        identity = reader.file_identity(path)
         known = self.journal.file_state(path)
         in_doubt = {line for p, line in self._in_doubt if p == path}
         if known is None:
-            self._start(file_no, identity, 0, 0)
+            self._start(file_no, reader.file_identity(path), 0, 0)
             return FilePlan(in_doubt=in_doubt)
-        verdict = reader.same_file(known.identity, self._comparable(path, known, identity))
+        verdict, identity = reader.compare_identity(known.identity, path)
         if verdict in ("replaced", "truncated"):
             if not self.restart_changed:
                 return FilePlan(
@@ -73,15 +72,6 @@ class Durable:
         if done and not known.settled and not in_doubt:
             return FilePlan(skip=f"{path}: nothing new since the last run")
         return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt)
-
-    @staticmethod
-    def _comparable(path: str, known: FileState, identity: dict[str, Any]) -> dict[str, Any]:
-        """The identity taken over the same head length as the known one (a small file that
-        grew): otherwise a file rewritten in place and longer would pass for "grown"."""
-        head_len = known.identity.get("head_len")
-        if head_len is None or head_len == identity["head_len"]:
-            return identity
-        return reader.file_identity(path, head_len=head_len)
 
     def _start(
         self,

@@ -6,7 +6,6 @@ library so tests drive exactly what the command runs.
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 import signal
 import sys
@@ -21,6 +20,7 @@ import orjson
 import typer
 from typer import Option
 
+from revbridge_cli.loopback import is_loopback
 from revbridge_cli.sandbox.faults import FAIL_STATUSES, Faults, parse_numbers
 from revbridge_cli.sandbox.runner import Sandbox
 from revbridge_cli.sandbox.store import db_stats
@@ -44,15 +44,6 @@ def _numbers(value: str | None) -> tuple[int, ...]:
         return parse_numbers(value)
     except ValueError as exc:
         raise typer.BadParameter(f"expected request numbers like 3,5 ({exc})") from None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _banner(sb: Sandbox) -> str:
@@ -186,7 +177,7 @@ def serve(
         faults = Faults(**fault_settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if not _is_loopback(host):
+    if not is_loopback(host):
         typer.echo(
             f"warning: binding to {host}: anyone who can reach this host can use the sandbox",
             err=True,
