@@ -155,6 +155,15 @@ def send(
         float | None,
         typer.Option("--timeout", min=0.1, help="Per-request timeout, s. [default: 30]"),
     ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            min=0.0,
+            help="After Ctrl-C or SIGTERM, seconds the requests in flight get to answer "
+            "before they are given up (counted in doubt or not sent). [default: 5]",
+        ),
+    ] = None,
     rejected: Rejected = None,
     state: Annotated[
         str | None,
@@ -201,6 +210,7 @@ def send(
             fmt=check_format(fmt),
             dry_run=dry_run,
             restart_changed=restart_changed,
+            **({} if grace is None else {"grace_seconds": grace}),
         )
     except (UsageError, ValueError) as exc:
         _fail(str(exc))

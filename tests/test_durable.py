@@ -69,13 +69,12 @@ def run(
     return finish(start(sb, tmp, *inputs, extra=extra, state=state))
 
 
-def wait_for_requests(sb: Sandbox, n: int, proc: Any, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for_requests(sb: Sandbox, n: int, proc: Any) -> None:
+    """Until the sandbox has `n` requests or the run ended; no deadline of its own, since a
+    loaded machine is slow, not wrong (pytest-timeout ends a run that truly hangs)."""
     while len(sb.requests()) < n:
         if proc.poll() is not None:
             raise AssertionError(f"the run ended before {n} requests: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"fewer than {n} requests after {timeout} s")
         time.sleep(0.005)
 
 
@@ -155,12 +154,12 @@ def test_signal_stops_cleanly_and_the_rerun_continues(
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, N))
     sandbox.set_faults(latency=0.1)
-    proc = start(sandbox, tmp_path, data, extra=SLOW)
+    # A grace far longer than `finish` waits: a stop that sat it out instead of ending once the
+    # requests in flight answer (in 0.1 s) would fail here, whatever the machine's load.
+    proc = start(sandbox, tmp_path, data, extra=(*SLOW, "--grace", "600"))
     wait_for_requests(sandbox, 6, proc)
-    sent_at = time.monotonic()
     proc.send_signal(signum)
     code, first, err = finish(proc)
-    assert time.monotonic() - sent_at < 5  # in-flight requests answer in 0.1 s: no grace wait
     assert code == exit_code
     assert "Traceback" not in err
     assert "records read" in err  # the summary is printed
@@ -244,17 +243,17 @@ def test_signal_during_a_hung_request_waits_the_grace_then_counts_it_in_doubt(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 40))
-    sandbox.set_faults(hang_requests=(2,), hang_seconds=10)
-    proc = start(sandbox, tmp_path, data, extra=("--concurrency", "1", "--max-users", "10"))
+    sandbox.set_faults(hang_requests=(2,), hang_seconds=600)  # answers only after the test
+    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "0.5")
+    proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 2, proc)
-    time.sleep(0.1)
     sent_at = time.monotonic()
     proc.send_signal(signal.SIGINT)
     code, first, err = finish(proc)
-    waited = time.monotonic() - sent_at
     assert code == 130
     assert "Traceback" not in err
-    assert 4 < waited < 8  # the 5 s grace, then the hung request is given up
+    assert time.monotonic() - sent_at >= 0.5  # the grace was given
+    # ... and then the hung request was given up, not waited for: in doubt, not accepted.
     assert first["events_accepted"] == 10
     assert first["events_pending"] >= 10
 
@@ -268,15 +267,16 @@ def test_signal_during_a_hung_request_waits_the_grace_then_counts_it_in_doubt(
 
 def test_second_ctrl_c_quits_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 40))
-    sandbox.set_faults(hang_requests=(1,), hang_seconds=30)
-    proc = start(sandbox, tmp_path, data, extra=("--concurrency", "1", "--max-users", "10"))
+    # Neither the hung request nor the grace ends before `finish` gives up waiting: only the
+    # second Ctrl-C can end this run in time, whatever the machine's load.
+    sandbox.set_faults(hang_requests=(1,), hang_seconds=600)
+    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "600")
+    proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 1, proc)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    sent_at = time.monotonic()
+    time.sleep(0.3)  # two signals, not one the kernel could merge
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
-    assert time.monotonic() - sent_at < 2
     assert code == 130
     assert "Traceback" not in err
 
@@ -441,14 +441,12 @@ def test_a_file_already_done_costs_no_request(sandbox: Sandbox, tmp_path: Path) 
     code, _, err = run(sandbox, tmp_path, log)
     assert code == 0, err
     before = len(sandbox.requests())
-    started = time.monotonic()
     code, summary, err = run(sandbox, tmp_path, log)
     assert code == 0, err
     assert summary["requests"] == 0
     assert summary["records_read"] == 0
     assert len(sandbox.requests()) == before
     assert "nothing new since the last run" in err
-    assert time.monotonic() - started < 5
     assert_exactly_once(sandbox, 1, 500)
 
 
@@ -459,21 +457,20 @@ def test_a_second_run_on_a_held_state_refuses_and_a_dead_holder_does_not_block(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 100))
-    sandbox.set_faults(latency=0.2)
+    sandbox.set_faults(hang_requests=(2,), hang_seconds=600)  # the holder never finishes
     slow = start(sandbox, tmp_path, data, extra=("--concurrency", "1", "--max-users", "5"))
-    wait_for_requests(sandbox, 1, slow)
+    wait_for_requests(sandbox, 2, slow)
 
-    started = time.monotonic()
     code, summary, err = run(sandbox, tmp_path, data)
-    assert time.monotonic() - started < 3
+    assert slow.poll() is None  # refused while the state was held, not after waiting for it
     assert code == 75
     assert "in use by a running revbridge" in err and str(slow.pid) in err
     assert summary == {}
     assert "Traceback" not in err
 
     slow.kill()
-    slow.wait(5)
-    sandbox.set_faults(latency=0.0)
+    slow.wait()
+    sandbox.set_faults(hang_requests=())
     code, summary, err = run(sandbox, tmp_path, data)
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 101))

@@ -127,16 +127,14 @@ def test_requests_are_numbered_after_auth(client: httpx.Client, sb: Sandbox) -> 
 
 
 def test_hang_stores_then_answers_too_late(sb: Sandbox) -> None:
-    sb.faults = Faults(hang_requests=(1,), hang_seconds=30)
+    sb.faults = Faults(hang_requests=(1,), hang_seconds=600)  # longer than the test may take
     with httpx.Client(base_url=sb.url, timeout=0.5) as c, pytest.raises(httpx.ReadTimeout):
         post(c, VENDOR_REQUEST)
     assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
     assert [(r["status"], r["fault"]) for r in sb.requests()] == [(202, "hang")]
     with httpx.Client(base_url=sb.url, timeout=5) as c:
         assert post(c, one_user(2)).status_code == 202  # only the numbered request hangs
-    started = time.monotonic()
-    sb.stop()
-    assert time.monotonic() - started < 5  # stop() does not sit out the 30 s
+    sb.stop()  # returns at all: stop() does not sit out the hang (pytest-timeout would fail it)
 
 
 def test_hang_answers_after_hang_seconds(client: httpx.Client, sb: Sandbox) -> None:
