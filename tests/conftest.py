@@ -2,12 +2,18 @@
 
 `cli()` runs the installed entry point in a child process (`python -m revbridge_cli`), so
 exit codes, signals, stdout/stderr and environment are exactly what a user or cron sees.
+
+Markers: a test is `e2e` (a sandbox, a child process or a socket) or pure. A test that uses
+the sandbox fixtures is marked here; others say `@pytest.mark.e2e` (or `pytestmark`). Pure
+tests are checked to be pure: one that connects or binds a socket, or starts a process,
+fails, so `pytest -m "not e2e"` stays the fast core it claims to be.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +29,46 @@ from revbridge_cli.sandbox import Faults, Sandbox
 
 API_KEY = "rbk_test_0123456789abcdef"
 CUSTOMER_ID = "cust_test"
+E2E_FIXTURES = frozenset(("sandbox", "sb", "client"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+class NotPure(Exception):
+    """Raised in a test without the e2e marker that reached for a socket or a process."""
+
+
+@pytest.fixture(autouse=True)
+def purity_guard(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
+    """Refuse sockets and child processes to tests not marked e2e, and fail such a test even
+    if the code under test caught the refusal. Yields what was refused (tests/test_markers.py
+    checks the guard with it)."""
+    seen: list[str] = []
+    if request.node.get_closest_marker("e2e") is not None:
+        yield seen
+        return
+
+    def refuse(what: str) -> Any:
+        def guard(*args: Any, **kwargs: Any) -> Any:
+            seen.append(what)
+            raise NotPure(f"{what} in a test not marked e2e: mark it @pytest.mark.e2e")
+
+        return guard
+
+    for name in ("connect", "connect_ex", "bind"):
+        monkeypatch.setattr(socket.socket, name, refuse(f"socket.{name}"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("a child process"))
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp"):
+        monkeypatch.setattr(os, name, refuse(f"os.{name}"))
+    yield seen
+    if seen:
+        pytest.fail(f"not marked e2e, yet used {', '.join(sorted(set(seen)))}", pytrace=False)
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ def test_acquire_waits_while_the_limit_is_reached() -> None:
     assert asyncio.run(scenario()) == ["first out", "second in"]
 
 
+@pytest.mark.e2e
 def test_a_503_storm_lowers_concurrency_and_every_event_still_arrives(
     tmp_path: Path,
 ) -> None:
@@ -112,6 +113,7 @@ def test_a_503_storm_lowers_concurrency_and_every_event_still_arrives(
         assert seqs(sb) == list(range(400))
 
 
+@pytest.mark.e2e
 def test_a_slow_server_grows_the_grouping_buffer_so_fewer_requests_carry_more(
     tmp_path: Path,
 ) -> None:

@@ -20,6 +20,8 @@ from conftest import cli, cli_json, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 # ---- the malformed-JSON corpus ---------------------------------------------------------------
 #
 # Our own cases, one NDJSON line each, in the categories public JSON parser test suites

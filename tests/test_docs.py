@@ -132,6 +132,7 @@ def test_readme_commands_use_real_options() -> None:
         assert used <= known, f"{argv}: unknown {sorted(used - known)}"
 
 
+@pytest.mark.e2e
 def test_quick_start_runs_the_samples_on_the_sandbox(tmp_path: Path) -> None:
     first = re.search(r"```sh\n(python3 -m venv[^\n]*revbridge send[^\n]*)\n```", README)
     assert first, "the quick start's first command is gone"

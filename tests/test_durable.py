@@ -24,6 +24,8 @@ from conftest import base_env, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 FAST = ("--retry-initial-delay", "0.01", "--retry-max-delay", "0.05")
 
 

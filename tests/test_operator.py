@@ -34,7 +34,10 @@ SECRET = "rbk_live_Zq9xW7vT3pL5mN8rK2jH"  # distinctive: easy to find if it leak
 WRONG = "rbk_live_WRONGwrongWRONG0000"
 CUSTOMER = "cust_operator"
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
+pytestmark = [
+    pytest.mark.e2e,  # every test here runs a sandbox or the real command
+    pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal"),
+]
 
 # SGR parameters that choose a colour: 30-38/40-48 (with 38;5 / 38;2 forms), 90-97, 100-107.
 _SGR = re.compile(r"\x1b\[([0-9;]*)m")

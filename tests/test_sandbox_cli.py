@@ -55,6 +55,7 @@ def interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.e2e
 def test_runs_answers_curl_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     db = tmp_path / "sandbox.db"
     with running("--api-key", "rbk_k", "--customer-id", "cust_c", "--db", str(db)) as (
@@ -90,6 +91,7 @@ def test_runs_answers_curl_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert answer["trace_id"] in result.output
 
 
+@pytest.mark.e2e
 def test_made_up_credentials_work_and_sigterm_is_clean() -> None:
     with running() as (process, env):
         assert env["REVBRIDGE_API_KEY"].startswith("rbk_sandbox_")
@@ -103,6 +105,7 @@ def test_made_up_credentials_work_and_sigterm_is_clean() -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_fault_flags_reach_the_server() -> None:
     with running(
         "--api-key",
@@ -126,6 +129,7 @@ def test_fault_flags_reach_the_server() -> None:
     assert re.search(r"#2 POST /ingest/events 202 users=1/0 events=1", err)
 
 
+@pytest.mark.e2e
 def test_non_loopback_host_warns() -> None:
     with running("--host", "0.0.0.0", "--no-store") as (process, _):
         _, err = interrupt(process)
@@ -140,6 +144,7 @@ def test_bad_fail_status_is_a_usage_error() -> None:
     assert result.exit_code == 2
 
 
+@pytest.mark.e2e
 def test_stats_json(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with Sandbox(api_key="k", customer_id="c", db=db) as sb, httpx.Client(base_url=sb.url) as c:

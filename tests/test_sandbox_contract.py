@@ -32,6 +32,8 @@ from sandbox_helpers import (
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 IDENTIFIER_REQUIRED = (
     "at least one identifier is required (user_id, email, phone_number, or anon_id)"
 )

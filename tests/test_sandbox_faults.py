@@ -12,6 +12,8 @@ from sandbox_helpers import API_KEY, CUSTOMER_ID, VENDOR_REQUEST, body_of_size, 
 from revbridge_cli.sandbox import Faults, Sandbox
 from revbridge_cli.sandbox.faults import Decision, parse_numbers
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 
 def one_user(i: int) -> dict[str, list[dict[str, object]]]:
     return {"users": [valid_user(f"u{i}")]}

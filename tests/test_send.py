@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from conftest import API_KEY, base_env, cli, cli_json, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE
+
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FAST_RETRY = ("--retry-initial-delay", "0.01", "--retry-max-delay", "0.05")

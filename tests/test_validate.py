@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from conftest import base_env, cli, cli_json, event, read_ndjson, write_ndjson
 from test_bad_input import MALFORMED, WRONG_TYPES, messy
 
 from revbridge_cli.sandbox import Sandbox
+
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
 
 CONTRACT_REASONS = {
     "events[i]: revenue must be a number": 1,
