@@ -184,6 +184,15 @@ def send(
     require_timestamp: RequireTimestamp = None,
     epoch_timestamps: EpochTimestamps = None,
     log_file: LogFile = None,
+    event_id_property: Annotated[
+        str | None,
+        typer.Option(
+            "--event-id-property",
+            metavar="NAME",
+            help="Stamp every event with NAME: a stable hash of its user and content, the "
+            "same however often it is sent, for deduplication downstream. [default: off]",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -237,6 +246,7 @@ _SEND_FLAGS = frozenset(
         "require_timestamp",
         "epoch_timestamps",
         "log_file",
+        "event_id_property",
     )
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,10 +23,46 @@ _MAX_EXAMPLES = 5
 _MAX_SOURCES = 20
 
 
+class RejectedSink(Protocol):
+    """Where set-aside rows go: the rejected file, or a list for a program (the Python API)."""
+
+    rows: int
+
+    @property
+    def path(self) -> str | None: ...
+
+    def write(self, data: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RejectedRows:
+    """Rows kept in memory, for `send_records(..., rejected=None)`: a program gets them back."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.kept: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def write(self, data: dict[str, Any]) -> None:
+        self.kept.append(data)
+        self.rows += 1
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Ledger:
-    def __init__(self, summary: Summary, rejected_path: str | None) -> None:
+    def __init__(
+        self, summary: Summary, rejected_path: str | None, sink: RejectedSink | None = None
+    ) -> None:
         self.summary = summary
-        self.rejected = RejectedFile(rejected_path, datetime.now(UTC))
+        self.rejected: RejectedSink = sink or RejectedFile(rejected_path, datetime.now(UTC))
         self.files: list[str] = []  # file number -> name, for `source`
 
     def source(self, origins: Iterable[Origin]) -> str:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import httpx
 
@@ -39,9 +41,11 @@ from revbridge_cli.errors import (
     UsageError,
     exit_for_signal,
 )
+from revbridge_cli.event_ids import stamp
+from revbridge_cli.iterable_source import SOURCE_NAME, IterableSource
 from revbridge_cli.journal import Journal
 from revbridge_cli.lanes import Handoff, Lanes
-from revbridge_cli.ledger import Ledger
+from revbridge_cli.ledger import Ledger, RejectedSink
 from revbridge_cli.pack import PIECE_COST, Packed, Packer
 from revbridge_cli.records import Invalid, Origin, UserPart, fast_flat_event, shape
 from revbridge_cli.reporter import NullReporter, Reporter
@@ -57,11 +61,21 @@ _YIELD_EVERY = 256  # records between two chances for the sender to run
 class Run:
     """One send (or validate) run over its inputs."""
 
-    def __init__(self, settings: SendSettings, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        settings: SendSettings,
+        reporter: Reporter | None = None,
+        *,
+        records: Iterable[Any] | None = None,
+        rejected_sink: RejectedSink | None = None,
+    ) -> None:
+        """`records`: read these instead of `settings.inputs` (the Python API's
+        `send_records`); `rejected_sink`: where set-aside rows go instead of a file."""
         self.settings = settings
         self.reporter = reporter or NullReporter()
         self.summary = Summary(sent=settings.send, dry_run=settings.dry_run)
-        self.ledger = Ledger(self.summary, settings.rejected)
+        self.ledger = Ledger(self.summary, settings.rejected, rejected_sink)
+        self._records = records
         self.files: list[str] = []
         self.durable: Durable | None = None
         self.gate = ReadGate()  # for a stop that must cut a read of a quiet pipe short
@@ -82,6 +96,12 @@ class Run:
 
     def prepare(self) -> None:
         """Everything that can fail before a single request: exit 2 comes from here."""
+        if self._records is not None:
+            if self.settings.state:
+                raise UsageError("--state needs files: records from a program cannot be resumed")
+            self.files = self.ledger.files = [SOURCE_NAME]
+            self._total_bytes = None
+            return
         self.files = self.ledger.files = reader.expand_inputs(self.settings.inputs)
         for path in self.files:
             reader.check_input(path)
@@ -298,16 +318,21 @@ class Run:
         tracker = durable.tracker if durable else None
         settled = plan.settled or None
         in_doubt = plan.in_doubt or None
-        fast = None if s.shape.epoch_timestamps or s.shape.require_timestamp else fast_flat_event
+        general = s.shape.epoch_timestamps or s.shape.require_timestamp or s.event_id_property
+        fast = None if general else fast_flat_event
         add = self.packer.add
-        records = reader.Reader(
-            self.files[file_no],
-            s.fmt,
-            start_offset=plan.start_offset,
-            start_line=plan.start_line,
-            hold_partial_last_line=durable is not None,
-            gate=self.gate,
-        )
+        records: reader.Reader | IterableSource
+        if self._records is not None:
+            records = IterableSource(self._records)
+        else:
+            records = reader.Reader(
+                self.files[file_no],
+                s.fmt,
+                start_offset=plan.start_offset,
+                start_line=plan.start_line,
+                hold_partial_last_line=durable is not None,
+                gate=self.gate,
+            )
         self._current_size = records.total_bytes or 0
         read = untimed = events = 0
         line = plan.start_line
@@ -385,6 +410,8 @@ class Run:
                 if isinstance(item, Invalid):
                     self._set_aside(item, origin)
                     continue
+                if self.settings.event_id_property:
+                    item = stamp(item, self.settings.event_id_property)
                 self.summary.events_without_timestamp += item.untimed
                 self.summary.events_read += len(item.events)
                 if in_doubt is not None and record.line in in_doubt:

@@ -35,6 +35,7 @@ class SendSettings:
     send: bool = True  # False for `validate`: read, shape and check only
     grace_seconds: float = 5.0
     log_file: str | None = None
+    event_id_property: str | None = None  # stamp each event with a stable id (event_ids.py)
 
 
 def build_settings(

@@ -1,0 +1,206 @@
+"""The Python API: what `revbridge send` does, for a program (a notebook, an Airflow task, a
+stream consumer, a Spark or Dask partition), the CLI's very run under it.
+
+    from revbridge_cli import Connection, send_records
+    conn = Connection("https://api.revbridge.ai", api_key=os.environ["REVBRIDGE_API_KEY"],
+                      customer_id="cust_abc123")
+    result = send_records(records, connection=conn, concurrency=8)
+    result.accepted_events, result.rejected, result.rejected_rows, result.as_dict()
+
+Options are keyword arguments named like the CLI's flags (`--max-users` is `max_users`).
+Nothing process-global happens here: no signal handler, no GC tuning, no exit; it is safe in a
+worker thread, and `send_records` works from inside a running event loop (a notebook) by
+running in a thread of its own. A bad argument raises `errors.UsageError` (or `ConfigError`);
+a run that ends badly does not raise: its `Result` says how (`exit_code`, `fatal`), as the
+CLI's exit code and summary do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from revbridge_cli import contract
+from revbridge_cli.base_url import check_base_url
+from revbridge_cli.config import Connection as _Connection
+from revbridge_cli.credentials import Secret, check_header_value
+from revbridge_cli.errors import ConfigError, Exit, UsageError
+from revbridge_cli.ledger import RejectedRows
+from revbridge_cli.pipeline import Run
+from revbridge_cli.settings import SendSettings, build_settings
+from revbridge_cli.summary import Summary
+
+# The CLI's flags that the API takes as keyword arguments, and where each goes.
+_RENAMED = {"grace": "grace_seconds", "format": "fmt"}
+_POLICY = frozenset(
+    {"max_retries", "retry_initial_delay", "retry_max_delay", "require_timestamp",
+     "epoch_timestamps"}
+)  # fmt: skip
+_NOT_OPTIONS = frozenset({"inputs", "base_url", "api_key", "customer_id", "retry", "shape", "send"})
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where to send and as whom. The key is held as a masked `Secret`: its repr, a log line
+    or a traceback shows `rbk_…abcd`, never the key."""
+
+    base_url: str
+    api_key: Secret
+    customer_id: str
+
+    def __init__(self, base_url: str, *, api_key: str | Secret, customer_id: str) -> None:
+        key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        check_header_value(key.reveal(), "the API key")
+        object.__setattr__(self, "base_url", check_base_url(base_url))
+        object.__setattr__(self, "api_key", key)
+        object.__setattr__(self, "customer_id", check_header_value(customer_id, "customer id"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Connection:
+        """From REVBRIDGE_BASE_URL (default production), REVBRIDGE_API_KEY and
+        REVBRIDGE_CUSTOMER_ID: how a cluster's executors get the key without it ever being
+        in the job's plan or arguments."""
+        env = os.environ if env is None else env
+        missing = [n for n in ("REVBRIDGE_API_KEY", "REVBRIDGE_CUSTOMER_ID") if not env.get(n)]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} not set in the environment")
+        return cls(
+            env.get("REVBRIDGE_BASE_URL") or contract.PRODUCTION_URL,
+            api_key=env["REVBRIDGE_API_KEY"],
+            customer_id=env["REVBRIDGE_CUSTOMER_ID"],
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run did: the summary's counts, and the rows it set aside."""
+
+    summary: Summary
+    rejected_rows: list[dict[str, Any]] | None  # kept in memory when no `rejected` path given
+
+    @property
+    def exit_code(self) -> int:
+        """The code the CLI would exit with (README "Exit codes"): 0 when all was accepted."""
+        return self.summary.exit_code
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.exit_code == Exit.OK
+
+    @property
+    def accepted_events(self) -> int:
+        return self.summary.events_accepted
+
+    @property
+    def rejected(self) -> int:
+        """Rows set aside (invalid, rejected by the server, undelivered): one per user."""
+        return self.summary.rejected_rows
+
+    @property
+    def possible_duplicate_events(self) -> int:
+        return self.summary.possible_duplicate_events
+
+    @property
+    def rejected_file(self) -> str | None:
+        return self.summary.rejected_file
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the run stopped early (credentials, an unreachable server, a full disk)."""
+        return self.summary.fatal
+
+    def as_dict(self) -> dict[str, Any]:
+        """The CLI's `--json` summary, key for key."""
+        return self.summary.to_json()
+
+
+def send_records(records: Iterable[Any], **options: Any) -> Result:
+    """Send an iterable of records (dicts in any shape the CLI reads), streamed: a generator
+    of a billion records runs in flat memory. See the module docstring for the options."""
+    return _blocking(asend_records(records, **options))
+
+
+def send_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -> Result:
+    """Send files, directories or globs, as `revbridge send PATHS...` (with `state=PATH`
+    resumable, as `--state`)."""
+    return _blocking(asend_files(paths, **options))
+
+
+async def asend_records(records: Iterable[Any], **options: Any) -> Result:
+    """`send_records` for a program that already runs an event loop."""
+    return await _execute(_settings([], options), records=records)
+
+
+async def asend_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -> Result:
+    """`send_files` for a program that already runs an event loop."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    return await _execute(_settings([os.fspath(p) for p in paths], options), records=None)
+
+
+# ---- the machinery ----------------------------------------------------------------------------
+
+
+async def _execute(settings: SendSettings, records: Iterable[Any] | None) -> Result:
+    sink = RejectedRows() if settings.rejected is None else None
+    run = Run(settings, records=records, rejected_sink=sink)
+    run.prepare()  # UsageError, LockedError: raised to the caller, nothing was sent
+    summary = await run.execute()
+    return Result(summary, sink.kept if sink is not None else None)
+
+
+def _blocking(coro: Any) -> Result:
+    """Run the coroutine to its end; inside a running loop (a notebook), in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[no-any-return]
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="revbridge") as pool:
+        result: Result = pool.submit(asyncio.run, coro).result()
+        return result
+
+
+def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
+    """Keyword arguments -> the CLI's settings object, checked the CLI's way."""
+    options = dict(options)
+    parts = {k: options.pop(k, None) for k in ("connection", "base_url", "api_key", "customer_id")}
+    known = {f.name for f in fields(SendSettings)} - _NOT_OPTIONS
+    given: dict[str, Any] = {}
+    for name, value in options.items():
+        field_name = _RENAMED.get(name, name)
+        if field_name not in known and name not in _POLICY:
+            valid = sorted((known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY)
+            raise UsageError(f"unknown option {name!r}; the options are: {', '.join(valid)}")
+        given[field_name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    connection = _connection(parts, given)
+    send = not given.pop("validate_only", False)
+    try:
+        return build_settings(inputs, connection, given, send=send)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _connection(given: dict[str, Any], options: dict[str, Any]) -> _Connection | None:
+    conn = given.pop("connection", None)
+    parts = {k: v for k, v in given.items() if v is not None}
+    if conn is not None and parts:
+        raise UsageError("give either connection= or base_url/api_key/customer_id, not both")
+    if conn is None and parts:
+        if "api_key" not in parts or "customer_id" not in parts:
+            raise UsageError("api_key and customer_id are required (or connection=)")
+        conn = Connection(
+            parts.get("base_url", contract.PRODUCTION_URL),
+            api_key=parts["api_key"],
+            customer_id=parts["customer_id"],
+        )
+    if conn is None:
+        if options.get("dry_run") or options.get("validate_only"):
+            return None
+        raise UsageError("no connection: pass connection=Connection(...) or api_key/customer_id")
+    if not isinstance(conn, Connection):
+        raise UsageError("connection must be a revbridge_cli.Connection")
+    return _Connection(conn.base_url, conn.api_key, conn.customer_id)
