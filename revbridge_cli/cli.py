@@ -37,7 +37,7 @@ from revbridge_cli.cli_options import (
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
-from revbridge_cli.errors import EXIT_CODES_HELP, Exit, InputError, LockedError, UsageError
+from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
 from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
@@ -328,12 +328,9 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
     run = Run(settings, reporters)
     try:
         run.prepare()
-    except (InputError, UsageError, OSError) as exc:
+    except (RevbridgeError, OSError) as exc:  # the family's code: errors.py's one table
         reporters.close()
-        _fail(str(exc))
-    except LockedError as exc:
-        reporters.close()
-        _fail(str(exc), Exit.LOCKED)
+        _fail(str(exc), exc.exit_code if isinstance(exc, RevbridgeError) else Exit.USAGE)
     try:
         with embedded_sandbox(quiet) if sandbox else nullcontext() as server:
             if server is not None:

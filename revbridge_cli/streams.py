@@ -13,6 +13,8 @@ from typing import BinaryIO, Protocol
 
 import orjson
 
+from revbridge_cli.errors import Exit, RevbridgeError
+
 BOM = b"\xef\xbb\xbf"
 WS = b" \t\r\n"
 
@@ -21,8 +23,11 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
-class StreamError(Exception):
-    """Reading the underlying stream failed (truncated or corrupt gzip, I/O error)."""
+class StreamError(RevbridgeError):
+    """Reading the underlying stream failed (truncated or corrupt gzip, I/O error); the reader
+    turns it into an `InputError` with the file and line, so it never reaches a caller."""
+
+    exit_code = Exit.USAGE
 
 
 class ReadInterrupted(BaseException):
