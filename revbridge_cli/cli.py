@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from revbridge_cli import __version__, contract
+from revbridge_cli import __version__
 from revbridge_cli.cli_options import (
     ApiKey,
     ApiKeyFile,
@@ -38,6 +38,8 @@ from revbridge_cli.cli_options import (
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
 from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
+from revbridge_cli.option_bounds import BOUNDS
+from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
@@ -110,21 +112,22 @@ def send(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=64, help="Requests in flight at most. [default: 4]"
+            "--concurrency",
+            **BOUNDS["concurrency"].typer(),
+            help="Requests in flight at most. [default: 4]",
         ),
     ] = None,
     max_users: Annotated[
         int | None,
         typer.Option(
-            "--max-users", min=1, max=contract.MAX_USERS, help="Users per request. [default: 1000]"
+            "--max-users", **BOUNDS["max_users"].typer(), help="Users per request. [default: 1000]"
         ),
     ] = None,
     max_bytes: Annotated[
         int | None,
         typer.Option(
             "--max-bytes",
-            min=1024,
-            max=contract.MAX_BODY_BYTES,
+            **BOUNDS["max_bytes"].typer(),
             help="Request body limit in bytes. [default: 10000000]",
         ),
     ] = None,
@@ -132,7 +135,7 @@ def send(
         int | None,
         typer.Option(
             "--buffer-mb",
-            min=1,
+            **BOUNDS["buffer_mb"].typer(),
             help="Memory, MB, for holding events back while grouping them by user: more "
             "puts more of each user's events in one request, so fewer requests. [default: 160]",
         ),
@@ -140,26 +143,38 @@ def send(
     max_retries: Annotated[
         int | None,
         typer.Option(
-            "--max-retries", min=0, help="Retries per request; 0 means none. [default: 8]"
+            "--max-retries",
+            **BOUNDS["max_retries"].typer(),
+            help="Retries per request; 0 means none. [default: 8]",
         ),
     ] = None,
     retry_initial_delay: Annotated[
         float | None,
-        typer.Option("--retry-initial-delay", min=0.0, help="First backoff wait, s. [default: 1]"),
+        typer.Option(
+            "--retry-initial-delay",
+            **BOUNDS["retry_initial_delay"].typer(),
+            help="First backoff wait, s. [default: 1]",
+        ),
     ] = None,
     retry_max_delay: Annotated[
         float | None,
-        typer.Option("--retry-max-delay", min=0.0, help="Longest backoff wait, s. [default: 60]"),
+        typer.Option(
+            "--retry-max-delay",
+            **BOUNDS["retry_max_delay"].typer(),
+            help="Longest backoff wait, s. [default: 60]",
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", min=0.1, help="Per-request timeout, s. [default: 30]"),
+        typer.Option(
+            "--timeout", **BOUNDS["timeout"].typer(), help="Per-request timeout, s. [default: 30]"
+        ),
     ] = None,
     grace: Annotated[
         float | None,
         typer.Option(
             "--grace",
-            min=0.0,
+            **BOUNDS["grace_seconds"].typer(),
             help="After Ctrl-C or SIGTERM, seconds the requests in flight get to answer "
             "before they are given up (counted in doubt or not sent). [default: 5]",
         ),
@@ -221,6 +236,7 @@ def send(
             restart_changed=restart_changed,
             **({} if grace is None else {"grace_seconds": grace}),
         )
+        _check_outputs(settings, resolved.sources)
     except (UsageError, ValueError) as exc:
         _fail(str(exc))
     code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
@@ -306,9 +322,16 @@ def validate(
             "epoch_timestamps": epoch_timestamps,
         }
         settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
+        _check_outputs(settings, {})
     except UsageError as exc:
         _fail(str(exc))
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
+
+
+def _check_outputs(settings: SendSettings, sources: dict[str, str]) -> None:
+    """Before anything is read or sent: every output path the run will write (exit 2)."""
+    paths = {"rejected": settings.rejected, "state": settings.state, "log_file": settings.log_file}
+    check_outputs(paths, sources, state_used=settings.send and not settings.dry_run)
 
 
 def _fail(message: str, code: Exit = Exit.USAGE) -> None:

@@ -33,6 +33,10 @@ class RejectedSink(Protocol):
 
     def write(self, data: dict[str, Any]) -> None: ...
 
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """All of `rows` as one unit (a batch's): all kept, or none (OutputError)."""
+        ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -49,6 +53,10 @@ class RejectedRows:
     def write(self, data: dict[str, Any]) -> None:
         self.kept.append(data)
         self.rows += 1
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.kept.extend(rows)
+        self.rows += len(rows)
 
     def flush(self) -> None:
         pass
@@ -73,9 +81,10 @@ class Ledger:
         return ", ".join(names)
 
     def set_aside(self, invalid: Invalid, origin: Origin) -> None:
-        """A record that never went out: unreadable, invalid, or too big for any request."""
-        self.summary.records_invalid += 1
-        self._note_reason(invalid.message, origin)
+        """A record that never went out: unreadable, invalid, or too big for any request.
+
+        Counted once its row is in the file (the row first, so a full disk leaves the
+        summary and the file agreeing)."""
         self.rejected.write(
             row(
                 invalid.message,
@@ -85,6 +94,8 @@ class Ledger:
                 raw=invalid.raw,
             )
         )
+        self.summary.records_invalid += 1
+        self._note_reason(invalid.message, origin)
 
     def _note_reason(self, message: str, origin: Origin | None) -> None:
         self.summary.reasons[reason_of(message)] += 1
@@ -115,37 +126,54 @@ class Ledger:
         summary.events_sent += batch.n_events
         if outcome.in_doubt_resent:
             summary.possible_duplicate_events += batch.n_events
+        if not outcome.undelivered:  # the server's verdict, whatever becomes of the file
+            summary.users_accepted += outcome.accepted_users
+            summary.events_accepted += outcome.accepted_events
+        # The batch's rows go to the file as one unit before they are counted: a full disk
+        # then leaves neither half a batch in the file nor a count the file does not back.
+        if outcome.undelivered:
+            why = outcome.undelivered
+            rows = [
+                self._user_row(batch, i, why, "undelivered", outcome) for i in range(batch.n_users)
+            ]
+        else:
+            rows = [
+                self._user_row(batch, index, message, "rejected", outcome)
+                for index, message in sorted(outcome.rejected.items())
+            ]
+        self.rejected.write_rows(rows)
         if outcome.undelivered:
             summary.users_undelivered += batch.n_users
             summary.events_undelivered += batch.n_events
             for index in range(batch.n_users):
-                self._user_row(batch, index, outcome.undelivered, "undelivered", outcome)
+                self._note_user(batch, index, outcome.undelivered)
             return
-        summary.users_accepted += outcome.accepted_users
-        summary.events_accepted += outcome.accepted_events
         for index, message in sorted(outcome.rejected.items()):
             summary.users_rejected += 1
             summary.events_rejected += batch.users[index].n_events
-            self._user_row(batch, index, message, "rejected", outcome)
+            self._note_user(batch, index, message)
+
+    def _note_user(self, batch: Batch, index: int, message: str) -> None:
+        user = batch.users[index]
+        self._note_reason(message, user.origins[0] if user.origins else None)
 
     def _user_row(
         self, batch: Batch, index: int, message: str, kind: str, outcome: Outcome
-    ) -> None:
+    ) -> dict[str, Any]:
         user = batch.users[index]
-        self._note_reason(message, user.origins[0] if user.origins else None)
-        self.rejected.write(
-            row(
-                message,
-                kind=kind,
-                user_index=index if kind == "rejected" else None,
-                trace_id=outcome.trace_id,
-                user=orjson.loads(batch.user_data(index)),
-                source=self.source(user.origins),
-            )
+        return row(
+            message,
+            kind=kind,
+            user_index=index if kind == "rejected" else None,
+            trace_id=outcome.trace_id,
+            user=orjson.loads(batch.user_data(index)),
+            source=self.source(user.origins),
         )
 
     def close(self) -> None:
-        self.rejected.flush()
-        self.rejected.close()
-        self.summary.rejected_file = self.rejected.path if self.rejected.rows else None
-        self.summary.rejected_rows = self.rejected.rows
+        try:
+            self.rejected.flush()
+        finally:
+            self.rejected.close()
+            self.summary.rejected_file = self.rejected.path if self.rejected.rows else None
+            self.summary.rejected_rows = self.rejected.rows

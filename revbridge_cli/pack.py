@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from revbridge_cli import contract
+from revbridge_cli import contract, option_bounds
 from revbridge_cli.batch import BODY_CLOSE, BODY_OPEN, Batch, Marks, Span, dumps
 from revbridge_cli.records import Invalid, Origin, UserPart
 
@@ -166,10 +166,7 @@ class Packer:
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         piece_cost: int = PIECE_COST,
     ) -> None:
-        if not 1 <= max_users <= contract.MAX_USERS:
-            raise ValueError(f"max_users must be between 1 and {contract.MAX_USERS}")
-        if max_bytes < 64:
-            raise ValueError("max_bytes is too small for any request")
+        option_bounds.check_packer(max_users, max_bytes)
         self.lanes = lanes
         self.max_users = max_users
         self.max_bytes = max_bytes

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from revbridge_cli.contract import MAX_BODY_BYTES, MAX_USERS
 from revbridge_cli.errors import ConfigError
+from revbridge_cli.option_bounds import BOUNDS, Bound
 from revbridge_cli.userfiles import expand, permission_warning
 
 CONNECTION_KEYS: Final = ("base_url", "api_key", "api_key_file", "customer_id")
@@ -25,22 +25,15 @@ CONNECTION_KEYS: Final = ("base_url", "api_key", "api_key_file", "customer_id")
 @dataclass(frozen=True)
 class _Option:
     kind: type
-    low: float | None = None
-    high: float | None = None
+    bound: Bound | None = None
 
 
-# Profile defaults for the other `send` options: type and bounds, checked when the file is read
-# because Typer's own checks only see flags. Path options (`str`) expand `~` and are taken
-# relative to the config file's folder, so a cron job's working directory does not matter.
+# Profile defaults for the other `send` options: type and bounds (the bounds are
+# `option_bounds.BOUNDS`, the same the flags use), checked when the file is read because
+# Typer's own checks only see flags. Path options (`str`) expand `~` and are taken relative to
+# the config file's folder, so a cron job's working directory does not matter.
 OPTIONS: Final[Mapping[str, _Option]] = {
-    "concurrency": _Option(int, 1),
-    "max_retries": _Option(int, 0),
-    "timeout": _Option(float, 0.001),
-    "retry_initial_delay": _Option(float, 0),
-    "retry_max_delay": _Option(float, 0),
-    "max_users": _Option(int, 1, MAX_USERS),
-    "max_bytes": _Option(int, 1, MAX_BODY_BYTES),
-    "buffer_mb": _Option(int, 1),
+    **{name: _Option(b.kind, b) for name, b in BOUNDS.items() if name != "grace_seconds"},
     "require_timestamp": _Option(bool),
     "epoch_timestamps": _Option(bool),
     "state": _Option(str),
@@ -118,15 +111,13 @@ def check_profile(
             raise ConfigError(
                 f"{where}: {key} must be {_TYPE_NAMES[kind]}, not {_type_name(value)}"
             )
-        if isinstance(value, str) and not value.strip():
+        if kind is str and not value.strip():
             raise ConfigError(f"{where}: {key} is empty")
         spec = OPTIONS.get(key)
-        if spec is not None and isinstance(value, int | float):  # bounds are on numbers only
-            if spec.low is not None and value < spec.low:
-                raise ConfigError(f"{where}: {key} must be at least {spec.low}")
-            if spec.high is not None and value > spec.high:
-                raise ConfigError(f"{where}: {key} must be at most {spec.high}")
-        if isinstance(value, str) and key in OPTIONS:
+        problem = spec.bound.problem(value) if spec is not None and spec.bound else None
+        if problem is not None:
+            raise ConfigError(f"{where}: {key} {problem} (got {value})")
+        if kind is str and key in OPTIONS:
             value = str(expand(value, env, config_dir))
         checked[key] = value
     if "api_key" in checked and "api_key_file" in checked:

@@ -6,9 +6,11 @@ a cron job that runs every few minutes must not destroy the last run's rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -45,52 +47,97 @@ def row(
 
 
 class RejectedFile:
-    """Lazily opened; an explicit `--rejected PATH` is appended to, a default name is new."""
+    """Lazily opened; an explicit `--rejected PATH` is appended to, a default name is new.
+
+    Rows are written whole or not at all: each `write` is one `os.write` loop of complete
+    lines straight to the file (no buffer that could be half flushed), and when the disk
+    refuses part of it (ENOSPC, EFBIG, EIO) the file is cut back to the end of the last
+    complete row and `OutputError` says so. `rows` counts only rows that are in the file, so
+    the summary never claims a row the disk did not take.
+    """
 
     def __init__(self, path: str | None, now: datetime) -> None:
         self.explicit = path is not None
         self.path = path or default_name(now)
         self.rows = 0
-        self._file: IO[bytes] | None = None
+        self.failed: OutputError | None = None
+        self._fd: int | None = None
+        self._regular = False
+        self._end = 0  # the end of the last complete row (regular files)
 
     def write(self, data: dict[str, Any]) -> None:
+        self.write_rows([data])
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append `rows` as one unit: all of them are in the file afterwards, or none."""
+        if not rows:
+            return
+        if self.failed is not None:
+            raise self.failed
+        payload = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        if self._fd is None:
+            self._fd = self._open()
+        view = memoryview(payload)
         try:
-            if self._file is None:
-                self._file = self._open()
-            self._file.write(orjson.dumps(data) + b"\n")
+            while view:
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise self._failed(exc) from None
-        self.rows += 1
+            self._cut_back()
+            self.failed = OutputError(
+                f"cannot write the rejected file {self.path}: {exc.strerror or exc}; "
+                f"it holds {self.rows:,} complete rows, none cut in half"
+            )
+            raise self.failed from None
+        self._end += len(payload)
+        self.rows += len(rows)
 
-    def _failed(self, exc: OSError) -> OutputError:
-        return OutputError(f"cannot write the rejected file {self.path}: {exc.strerror or exc}")
+    def _cut_back(self) -> None:
+        if self._fd is not None and self._regular:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._end)
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> int:
+        try:
+            fd = self._open_fd()
+        except OSError as exc:
+            self.failed = OutputError(
+                f"cannot open the rejected file {self.path}: {exc.strerror or exc}"
+            )
+            raise self.failed from None
+        st = os.fstat(fd)
+        self._regular = stat.S_ISREG(st.st_mode)
+        self._end = st.st_size if self._regular else 0
+        return fd
+
+    def _open_fd(self) -> int:
         if self.explicit:
-            return open(self.path, "ab")
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         base, ext = os.path.splitext(self.path)
         candidate, n = self.path, 1
         while True:
             try:
-                return open(candidate, "xb")
+                return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 n += 1
                 candidate = f"{base}-{n}{ext}"
                 self.path = candidate
 
     def flush(self) -> None:
-        """Rows must be on disk before the journal says their records are done."""
-        if self._file is not None:
-            try:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-            except OSError as exc:
-                raise self._failed(exc) from None
+        """Rows must be on disk before the journal says their records are done.
+
+        Only a regular file is synced: `/dev/null`, a terminal or a pipe has nothing to sync.
+        """
+        if self._fd is None or not self._regular:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.failed = self.failed or OutputError(
+                f"cannot write the rejected file {self.path}: {exc.strerror or exc}"
+            )
+            raise self.failed from None
 
     def close(self) -> None:
-        if self._file is not None:
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError as exc:
-                raise self._failed(exc) from None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

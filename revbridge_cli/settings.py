@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from revbridge_cli import contract
+from revbridge_cli import contract, option_bounds
 from revbridge_cli.config import Connection
 from revbridge_cli.credentials import Secret
+from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.pack import DEFAULT_BUFFER_BYTES
 from revbridge_cli.records import ShapeOptions
 from revbridge_cli.retry import RetryPolicy
@@ -46,9 +47,13 @@ def build_settings(
 ) -> SendSettings:
     """Settings from resolved options (flag > env > profile); absent ones keep the defaults.
 
-    Raises ValueError for values no request could be made with (RetryPolicy checks its own).
+    Raises ValueError for values outside `option_bounds.BOUNDS` (the table the flags and the
+    profiles use), so a program building settings gets the same limits as the command line.
     """
     given = {k: v for k, v in options.items() if v is not None}
+    for name, value in {**given, **fixed}.items():
+        if name in BOUNDS:
+            option_bounds.check(name, value)
     defaults = RetryPolicy()
     retry = RetryPolicy(
         max_retries=given.pop("max_retries", defaults.max_retries),
