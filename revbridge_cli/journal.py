@@ -3,11 +3,19 @@
 SQLite, because it gives atomic commits in one file with no server: a run killed at any
 instant (`kill -9` included) leaves either the old or the new state, never half of one.
 What it keeps, per input file: its identity (to notice a replaced or truncated file), the
-watermark (every record up to that line is settled), and settled records beyond it. Per
-batch in flight: its records, so that a rerun knows which records may already be stored and
-reports them as possible duplicates when it resends them. A rerun moves those records to the
-`doubt` table (batch numbers start again at 1 in every run), where they stay until they are
-settled, however many runs that takes.
+watermark (every record up to that line is settled), settled records beyond it, and a
+fingerprint of the content before the watermark (so that a re-export, a new file with the old
+rows first, reads as grown). Per batch in flight: its records, and how many copies of it the
+server may hold (`sends`: 1 while its first request is out, one more for every request that
+went unanswered), so that a rerun knows which records may already be stored, and how many
+times. A rerun moves those records to the `doubt` table with that count (batch numbers start
+again at 1 in every run), where they stay until they are settled, however many runs that takes.
+`meta.carried_duplicates` holds the possible duplicate events of batches that were settled by
+a run that died before printing its summary, for the next run to report.
+
+A state file that SQLite cannot read, or whose rows are not what this code wrote, is a
+`StateError` naming the file (exit 2) when it is opened, before anything is sent; a write that
+fails mid-run (disk full, I/O error) is an `OutputError` naming it.
 
 One run per state: an exclusive `flock` on `STATE.lock`, which the kernel releases when the
 holder dies, so a lock left by a dead run never blocks.
@@ -20,30 +28,42 @@ import fcntl
 import os
 import sqlite3
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from revbridge_cli.errors import LockedError
+from revbridge_cli.errors import LockedError, OutputError, StateError
 
 SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists files (
     path text primary key,
-    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_sha
+    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_len, head_sha
     done_line integer not null,    -- watermark: every record up to this line is settled
     done_offset integer not null,  -- byte offset just past that line (decompressed stream)
     end_offset integer,            -- where the stream ended when this identity was read to its end
     updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 create table if not exists settled (path text not null, lines blob not null);
-create table if not exists inflight (batch integer primary key, lines blob not null);
+create table if not exists inflight (
+    batch integer primary key, lines blob not null, sends integer not null default 1
+);
 create table if not exists doubt (
-    path text not null, line integer not null, primary key (path, line)
+    path text not null, line integer not null, times integer not null default 1,
+    primary key (path, line)
 ) without rowid;
 """
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+# Columns later schemas added, for a state written by an older version: table, column, type.
+_ADDED = (
+    ("files", "end_offset", "integer"),
+    ("files", "fingerprint", "text"),
+    ("inflight", "sends", "integer not null default 1"),
+    ("doubt", "times", "integer not null default 1"),
+)
+IDENTITY_KEYS = {"device": int, "inode": int, "size": int, "head_sha": str}
 
 
 @dataclass(slots=True)
@@ -55,6 +75,7 @@ class FileState:
     done_offset: int
     settled: set[int]
     end_offset: int | None = None  # the end of the stream, once a run read this identity whole
+    fingerprint: dict[str, Any] | None = None  # of the content before a watermark
 
 
 def _pack_lines(lines: list[int]) -> bytes:
@@ -71,6 +92,33 @@ def _encode_refs(refs: list[tuple[str, int]]) -> bytes:
     return orjson.dumps(refs)
 
 
+def _decode_refs(blob: bytes) -> list[tuple[str, int]]:
+    refs = orjson.loads(blob)
+    if not isinstance(refs, list):
+        raise ValueError("a batch's records are not a list")
+    out: list[tuple[str, int]] = []
+    for ref in refs:
+        if not (
+            isinstance(ref, list)
+            and len(ref) == 2
+            and isinstance(ref[0], str)
+            and type(ref[1]) is int
+        ):
+            raise ValueError(f"a batch's record is not [path, line]: {ref!r:.60}")
+        out.append((ref[0], ref[1]))
+    return out
+
+
+def _check_identity(text: str) -> dict[str, Any]:
+    identity = orjson.loads(text)
+    if not isinstance(identity, dict):
+        raise ValueError("a file identity is not an object")
+    for key, kind in IDENTITY_KEYS.items():
+        if type(identity.get(key)) is not kind:
+            raise ValueError(f"a file identity has no valid {key!r}")
+    return identity
+
+
 class Journal:
     """Open with `Journal.open(path)`; every write is one short transaction."""
 
@@ -81,7 +129,10 @@ class Journal:
 
     @classmethod
     def open(cls, path: str) -> Journal:
-        lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot create the lock {path}.lock: {exc.strerror or exc}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -93,31 +144,87 @@ class Journal:
             ) from None
         os.ftruncate(lock_fd, 0)
         os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
+        db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(path, isolation_level=None)
-            db.execute("pragma journal_mode=wal")
-            db.execute("pragma synchronous=normal")
-            db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("pragma table_info(files)")}
-            if "end_offset" not in columns:  # a state written by schema 1
-                db.execute("alter table files add column end_offset integer")
-            db.execute("insert or replace into meta values ('schema', ?)", (SCHEMA_VERSION,))
-        except sqlite3.Error as exc:
+            journal = cls(path, db, lock_fd)
+            journal._prepare()
+        except (sqlite3.Error, ValueError, orjson.JSONDecodeError) as exc:
+            if db is not None:
+                db.close()
             os.close(lock_fd)
-            raise OSError(f"cannot use {path} as a state file: {exc}") from exc
+            raise StateError(
+                f"state file {path} is damaged or not a revbridge state ({_why(exc)}); move it "
+                "aside to start over (every input would then be read as new)"
+            ) from None
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)
-        return cls(path, db, lock_fd)
+        return journal
+
+    def _prepare(self) -> None:
+        """Schema, upgrade, and a full check of what earlier runs left (raises when damaged)."""
+        db = self.db
+        db.execute("pragma journal_mode=wal")
+        db.execute("pragma synchronous=normal")
+        db.executescript(SCHEMA)
+        for table, column, kind in _ADDED:
+            columns = {row[1] for row in db.execute(f"pragma table_info({table})")}
+            if column not in columns:
+                db.execute(f"alter table {table} add column {column} {kind}")
+        (check,) = db.execute("pragma quick_check").fetchone()
+        if check != "ok":
+            raise ValueError(str(check))
+        self._verify()
+        db.execute("insert or replace into meta values ('schema', ?)", (SCHEMA_VERSION,))
+
+    def _verify(self) -> None:
+        """Every row decodes as this code wrote it: a damaged row is found now, not mid-run."""
+        for path, identity, line, offset, fingerprint in self.db.execute(
+            "select path, identity, done_line, done_offset, fingerprint from files"
+        ):
+            if not isinstance(path, str) or type(line) is not int or type(offset) is not int:
+                raise ValueError("a file row has the wrong types")
+            _check_identity(identity)
+            if fingerprint is not None and not isinstance(orjson.loads(fingerprint), dict):
+                raise ValueError("a fingerprint is not an object")
+        for (blob,) in self.db.execute("select lines from settled"):
+            if not isinstance(blob, bytes) or len(blob) % 8:
+                raise ValueError("a settled row is not a list of line numbers")
+        for blob, sends in self.db.execute("select lines, sends from inflight"):
+            _decode_refs(blob)
+            if type(sends) is not int:
+                raise ValueError("an in-flight row has no send count")
+        for path, line, times in self.db.execute("select path, line, times from doubt"):
+            if not isinstance(path, str) or type(line) is not int or type(times) is not int:
+                raise ValueError("a doubt row has the wrong types")
+        carried = self._meta("carried_duplicates", "0")
+        if not carried.isdigit():
+            raise ValueError("carried_duplicates is not a count")
 
     def close(self) -> None:
-        self.db.close()
-        os.close(self._lock_fd)  # releases the lock
+        try:
+            self.db.close()
+        finally:
+            os.close(self._lock_fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write: its failure (disk full, I/O error) is an `OutputError` naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write the state file {self.path}: {_why(exc)}") from None
+
+    def _meta(self, key: str, default: str) -> str:
+        row = self.db.execute("select value from meta where key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else default
 
     # ---- reading what earlier runs left -----------------------------------------------------
 
     def file_state(self, path: str) -> FileState | None:
         row = self.db.execute(
-            "select identity, done_line, done_offset, end_offset from files where path = ?",
+            "select identity, done_line, done_offset, end_offset, fingerprint from files"
+            " where path = ?",
             (path,),
         ).fetchone()
         if row is None:
@@ -125,15 +232,26 @@ class Journal:
         settled: set[int] = set()
         for (blob,) in self.db.execute("select lines from settled where path = ?", (path,)):
             settled.update(line for line in _unpack_lines(blob) if line > row[1])
-        return FileState(orjson.loads(row[0]), row[1], row[2], settled, row[3])
+        fingerprint = orjson.loads(row[4]) if row[4] is not None else None
+        return FileState(orjson.loads(row[0]), row[1], row[2], settled, row[3], fingerprint)
 
     def in_doubt(self) -> set[tuple[str, int]]:
         """Records that may already be stored: in batches a dead run had in flight, or in
         doubt since an earlier run and not settled yet."""
-        out: set[tuple[str, int]] = set(self.db.execute("select path, line from doubt"))
-        for (blob,) in self.db.execute("select lines from inflight"):
-            out.update((path, line) for path, line in orjson.loads(blob))
+        return set(self.doubt_counts())
+
+    def doubt_counts(self) -> dict[tuple[str, int], int]:
+        """`in_doubt`, with how many copies of each record the server may hold."""
+        out: dict[tuple[str, int], int] = {
+            (path, line): times for path, line, times in self.db.execute("select * from doubt")
+        }
+        for blob, sends in self.db.execute("select lines, sends from inflight"):
+            for ref in _decode_refs(blob):
+                out[ref] = out.get(ref, 0) + sends
         return out
+
+    def carried_duplicates(self) -> int:
+        return int(self._meta("carried_duplicates", "0"))
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -149,7 +267,7 @@ class Journal:
 
         `end_offset` is kept only for an unchanged file; line 0 forgets all that was known.
         """
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("begin immediate")
             self.db.execute(
                 "insert into files (path, identity, done_line, done_offset, end_offset)"
@@ -161,27 +279,52 @@ class Journal:
                 (path, orjson.dumps(identity).decode(), line, offset, end_offset),
             )
             if line == 0:
+                self.db.execute("update files set fingerprint = null where path = ?", (path,))
                 self.db.execute("delete from settled where path = ?", (path,))
                 self.db.execute("delete from doubt where path = ?", (path,))
 
     def end_file(self, path: str, end_offset: int) -> None:
         """This run read the file to its end, at `end_offset` of the (decompressed) stream."""
-        self.db.execute("update files set end_offset = ? where path = ?", (end_offset, path))
+        with self._writing():
+            self.db.execute("update files set end_offset = ? where path = ?", (end_offset, path))
+
+    def set_fingerprint(self, path: str, fingerprint: dict[str, Any]) -> None:
+        with self._writing():
+            self.db.execute(
+                "update files set fingerprint = ? where path = ?",
+                (orjson.dumps(fingerprint).decode(), path),
+            )
 
     def begin_batch(self, batch: int, refs: list[tuple[str, int]]) -> None:
         """Before a batch goes out: if we die now, these records are in doubt."""
-        self.db.execute(
-            "insert or replace into inflight values (?, ?)", (batch, _encode_refs(refs))
-        )
+        with self._writing():
+            self.db.execute(
+                "insert or replace into inflight (batch, lines, sends) values (?, ?, 1)",
+                (batch, _encode_refs(refs)),
+            )
+
+    def batch_sends(self, batch: int, sends: int) -> None:
+        """How many copies of an unsettled batch the server may hold (0: none, forget it)."""
+        with self._writing():
+            if sends:
+                self.db.execute("update inflight set sends = ? where batch = ?", (sends, batch))
+            else:
+                self.db.execute("delete from inflight where batch = ?", (batch,))
 
     def commit(
         self,
         done_batches: list[int],
         marks: dict[str, tuple[int, int]],
         settled: dict[str, list[int]],
+        carried: int = 0,
+        fingerprints: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Batches got their verdicts: move watermarks, keep records settled beyond them."""
-        with self.db:
+        """Batches got their verdicts: move watermarks, keep records settled beyond them.
+
+        `carried` adds possible duplicate events no printed summary has counted yet;
+        `fingerprints` are of the content before the new watermarks.
+        """
+        with self._writing(), self.db:
             self.db.execute("begin immediate")
             self.db.executemany(
                 "delete from inflight where batch = ?", [(b,) for b in done_batches]
@@ -198,24 +341,44 @@ class Journal:
                     " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') where path = ?",
                     (line, offset, path),
                 )
+            for path, fingerprint in (fingerprints or {}).items():
+                self.db.execute(
+                    "update files set fingerprint = ? where path = ?",
+                    (orjson.dumps(fingerprint).decode(), path),
+                )
+            if carried:
+                self._add_carried(carried)
+
+    def _add_carried(self, events: int) -> None:
+        total = self.carried_duplicates() + events
+        self.db.execute(
+            "insert or replace into meta values ('carried_duplicates', ?)", (str(total),)
+        )
+
+    def reported_duplicates(self) -> None:
+        """A summary is about to count what was carried: the next run must not count it again."""
+        with self._writing():
+            self.db.execute("delete from meta where key = 'carried_duplicates'")
 
     def adopt_in_doubt(self) -> None:
         """A new run starts: what dead runs had in flight stays in doubt until it is settled.
 
-        Moved out of `inflight` because the new run numbers its batches from 1 again.
+        Moved out of `inflight` because the new run numbers its batches from 1 again; each
+        record's count grows by the copies its batch may have left on the server.
         """
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("begin immediate")
-            rows = self.db.execute("select lines from inflight").fetchall()
+            rows = self.db.execute("select lines, sends from inflight").fetchall()
             self.db.executemany(
-                "insert or ignore into doubt values (?, ?)",
-                [(path, line) for (blob,) in rows for path, line in orjson.loads(blob)],
+                "insert into doubt (path, line, times) values (?, ?, ?)"
+                " on conflict (path, line) do update set times = times + excluded.times",
+                [(path, line, sends) for blob, sends in rows for path, line in _decode_refs(blob)],
             )
             self.db.execute("delete from inflight")
 
     def compact(self) -> None:
         """Drop settled rows the watermarks have passed (keeps the file small on long runs)."""
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("begin immediate")
             rows = self.db.execute(
                 "select s.rowid, s.lines, f.done_line from settled s join files f using (path)"
@@ -226,3 +389,8 @@ class Journal:
                 if max(_unpack_lines(blob), default=0) <= mark
             ]
             self.db.executemany("delete from settled where rowid = ?", stale)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -42,6 +42,7 @@ from revbridge_cli.errors import (
     exit_for_signal,
 )
 from revbridge_cli.event_ids import stamp
+from revbridge_cli.inputs import check_resumable
 from revbridge_cli.iterable_source import SOURCE_NAME, IterableSource
 from revbridge_cli.journal import Journal
 from revbridge_cli.lanes import Handoff, Lanes
@@ -110,10 +111,11 @@ class Run:
         sizes = [None if p == "-" else os.path.getsize(p) for p in self.files]
         self._total_bytes = None if None in sizes else sum(s for s in sizes if s is not None)
         if self.settings.state and self.settings.send and not self.settings.dry_run:
-            if "-" in self.files:
-                raise UsageError("--state needs files: standard input cannot be resumed")
+            check_resumable(self.files)  # stdin, FIFOs, <(...): refused without reading
             journal = Journal.open(self.settings.state)  # LockedError: another run holds it
-            self.durable = Durable(journal, self.files, self.settings.restart_changed)
+            self.durable = Durable(
+                journal, self.files, self.settings.restart_changed, self.settings.grace_seconds
+            )
             self.packer = self._packer()  # held records cost more: the journal tracks them
 
     def use_server(self, base_url: str, api_key: Secret, customer_id: str) -> None:
@@ -275,6 +277,8 @@ class Run:
         self.request_stop(str(exc), exc)
 
     def _on_attempt(self, attempt: Attempt) -> None:
+        if self.durable:
+            self.durable.attempted(attempt)  # the journal's duplicate count, per request
         self.ledger.attempt(attempt)
         self.reporter.attempt(attempt)
 
@@ -391,7 +395,7 @@ class Run:
         record: reader.RawRecord,
         origin: Origin,
         part: UserPart | None,
-        in_doubt: set[int] | None,
+        in_doubt: dict[int, int] | None,
     ) -> None:
         """Every record the fast lane did not take: errors, other shapes, options, --state.
 
@@ -414,8 +418,8 @@ class Run:
                     item = stamp(item, self.settings.event_id_property)
                 self.summary.events_without_timestamp += item.untimed
                 self.summary.events_read += len(item.events)
-                if in_doubt is not None and record.line in in_doubt:
-                    self.summary.possible_duplicate_events += len(item.events)
+                if in_doubt is not None and record.line in in_doubt:  # counted once settled
+                    self.durable.resending(origin, len(item.events))  # type: ignore[union-attr]
                 packed = self.packer.add(item)
                 if packed is None:
                     if tracker:
@@ -454,7 +458,10 @@ class Run:
             self.ledger.rejected.flush()  # before the journal says those records are done
             if self.durable is not None:
                 self.summary.records_skipped = self.durable.skipped_records
-                self.durable.close()
+                try:
+                    self.durable.close()
+                finally:  # what the journal carried, and what its last commit settled
+                    self.summary.possible_duplicate_events += self.durable.unreported_duplicates
             self.ledger.close()
         except OutputError as exc:
             self._fail(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from revbridge_cli.journal import Journal, LockedError
@@ -102,8 +103,8 @@ def test_a_schema_1_state_is_upgraded(path: str) -> None:
     db.executescript(
         "create table files (path text primary key, identity text not null,"
         " done_line integer not null, done_offset integer not null, updated_at text);"
-        "insert into files values ('/data/a', '{}', 3, 30, null);"
     )
+    db.execute("insert into files values ('/data/a', ?, 3, 30, null)", (orjson.dumps(IDENTITY).decode(),))
     db.commit()
     db.close()
     j = Journal.open(path)
