@@ -150,14 +150,22 @@ def _object_events(f: Readable) -> Iterator[Any]:
 
     Python-level event handling is slower than `ijson.items`, but it is only used for object
     documents larger than the sniff window, and it reads the users array one user at a time.
-    Other top-level keys next to `users` are ignored.
+    Other top-level keys next to `users` are ignored. Several objects one after another (API
+    bodies one per line, the first over the sniff window) are read one after another.
     """
     top = ijson.ObjectBuilder()
     in_users = False
     item: ijson.ObjectBuilder | None = None
     depth = 0
     saw_users = False
-    for prefix, event, value in ijson.parse(f, use_float=True, buf_size=_BUF):
+    events = ijson.parse(f, use_float=True, buf_size=_BUF, multiple_values=True)
+    for prefix, event, value in events:
+        if prefix == "" and event == "end_map" and item is None:
+            top.event(event, value)
+            if not saw_users:
+                yield top.value
+            top, saw_users = ijson.ObjectBuilder(), False
+            continue
         if item is not None:
             item.event(event, value)
             if event in ("start_map", "start_array"):
@@ -181,8 +189,6 @@ def _object_events(f: Readable) -> Iterator[Any]:
         elif prefix == "users" and event == "end_array":
             in_users = False
         top.event(event, value)
-    if not saw_users:
-        yield top.value
 
 
 def iter_document(stream: Readable, head: bytes, complete: bool, source: str) -> Iterator[Any]:

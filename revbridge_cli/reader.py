@@ -207,8 +207,8 @@ class Reader:
 
         `[` starts a document; `{` starts NDJSON if its line is a complete value, and a
         document if the value runs past the line (pretty-printed). No newline within the
-        limit means one gigantic line: NDJSON, so its size is reported like any long line
-        (pass fmt="json" for a minified multi-megabyte document).
+        limit means one gigantic line: a minified document when it opens `{"users":` (an API
+        body of any size, streamed), else NDJSON, so its size is reported like any long line.
         """
         buf = b""
         complete = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from typing import BinaryIO, Protocol
 
@@ -16,6 +17,7 @@ import orjson
 from revbridge_cli.errors import Exit, RevbridgeError
 
 BOM = b"\xef\xbb\xbf"
+_USERS_BODY = re.compile(rb'\{[ \t\r]*"users"[ \t\r]*:')
 WS = b" \t\r\n"
 
 
@@ -134,12 +136,19 @@ def sniff_format(head: bytes) -> str:
 
     `[` starts a document; `{` starts NDJSON if its first line is a complete value, and a
     document if the value runs on past the line (pretty-printed); a first line that is
-    broken in another way stays NDJSON, so its bad lines are reported one by one.
+    broken in another way stays NDJSON, so its bad lines are reported one by one. A first line
+    that opens an API body (`{"users":`) and does not end within the window is a minified
+    document, whatever its size: it streams through ijson instead of being one line too large.
     Anything else is NDJSON.
     """
     rest = (head[3:] if head.startswith(BOM) else head).lstrip(WS)
     if rest[:1] == b"[":
         return "json"
+    if b"\n" not in rest and _USERS_BODY.match(rest):
+        try:
+            orjson.loads(rest)
+        except orjson.JSONDecodeError:
+            return "json"  # a minified `{"users": [...]}` bigger than the window: stream it
     if rest[:1] == b"{" and b"\n" in rest:
         try:
             orjson.loads(rest[: rest.index(b"\n")])
