@@ -10,6 +10,7 @@ number of requests is stored.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -603,3 +604,115 @@ def test_after_an_authentication_failure_the_rerun_sends_what_was_not_accepted(
     code, _, err = run(sandbox, tmp_path, data, extra=one_lane)
     assert code == 0, err
     assert_exactly_once(sandbox, 1, 20)
+
+
+# ---- re-exports: a new file with the old rows first has only grown -----------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_re_export_with_the_old_rows_first_sends_only_the_new_rows(
+    sandbox: Sandbox, tmp_path: Path, gz: bool
+) -> None:
+    log = tmp_path / ("export.ndjson.gz" if gz else "export.ndjson")
+    write_ndjson(log, events(1, 300), gz=gz)
+    code, _, err = run(sandbox, tmp_path, log)
+    assert code == 0, err
+    inode = log.stat().st_ino
+    tmp = write_ndjson(tmp_path / "export.tmp", events(1, 450), gz=gz)  # the job's next export
+    os.replace(tmp, log)
+    assert log.stat().st_ino != inode
+
+    code, summary, err = run(sandbox, tmp_path, log)
+    assert code == 0, err
+    assert "replaced" not in err
+    assert summary["records_read"] == 150
+    assert_exactly_once(sandbox, 1, 450)
+
+
+def test_a_re_export_with_changed_earlier_rows_is_still_replaced(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    log = write_ndjson(tmp_path / "export.ndjson", events(1, 300))
+    code, _, err = run(sandbox, tmp_path, log)
+    assert code == 0, err
+    rows = events(1, 450)
+    rows[149]["seq"] = 9150  # one earlier row rewritten, same length
+    os.replace(write_ndjson(tmp_path / "export.tmp", rows), log)
+
+    code, summary, err = run(sandbox, tmp_path, log)
+    assert code == 1
+    assert "was replaced since the last run" in err
+    assert summary["requests"] == 0
+    assert_exactly_once(sandbox, 1, 300)
+
+
+# ---- honest duplicate counts -------------------------------------------------------------------
+
+
+def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Ten kill -9s in a row on one state, at random points of runs against a server with
+    latency and hung requests (stored, then no answer: resent after --timeout), then a clean
+    run: its `possible_duplicate_events` is at least the events the server holds twice."""
+    rng = random.Random(14)
+    n = 3000
+    data = write_ndjson(tmp_path / "events.ndjson", events(1, n))
+    extra = ("--concurrency", "3", "--max-users", "25", "--timeout", "0.4")
+    sandbox.set_faults(latency=0.05, hang_rate=0.15, hang_seconds=1.0, seed=14)
+    kills = 0
+    reported = 0
+    for _ in range(10):
+        before = len(sandbox.requests())
+        proc = start(sandbox, tmp_path, data, extra=extra)
+        try:
+            wait_for_requests(sandbox, before + rng.randint(1, 10), proc, timeout=60)
+        except AssertionError:  # the run finished first: count what it reported
+            code, summary, err = finish(proc)
+            assert code == 0, err
+            reported += summary["possible_duplicate_events"]
+            break
+        time.sleep(rng.random() * 0.3)
+        proc.kill()
+        proc.wait(5)
+        kills += 1
+    sandbox.set_faults(latency=0.0, hang_rate=0.0)
+    code, summary, err = run(sandbox, tmp_path, data, extra=extra)
+    assert code == 0, err
+    reported += summary["possible_duplicate_events"]
+    assert set(seqs(sandbox)) == set(range(1, n + 1))
+    stored_twice = sum(duplicates(sandbox).values())
+    print(f"kills {kills}, duplicate events stored {stored_twice}, reported {reported}")
+    assert kills >= 5
+    assert reported >= stored_twice
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "401"])
+def test_an_orderly_stop_during_a_503_storm_leaves_nothing_in_doubt(
+    sandbox: Sandbox, tmp_path: Path, stop: str
+) -> None:
+    """Every request was answered (503), so none is in doubt: the rerun reports 0 possible
+    duplicates, and the server holds every event once."""
+    n = 200
+    data = write_ndjson(tmp_path / "events.ndjson", events(1, n))
+    sandbox.set_faults(fail_rate=1.0, fail_status=503)
+    slow_retries = ("--retry-initial-delay", "2", "--retry-max-delay", "4")
+    extra = ("--concurrency", "3", "--max-users", "10", *slow_retries)
+    proc = start(sandbox, tmp_path, data, extra=extra)
+    wait_for_requests(sandbox, 6, proc, timeout=60)
+    if stop == "401":
+        sandbox.set_faults(revoke_after=len(sandbox.requests()))
+    else:
+        proc.send_signal(getattr(signal, stop))
+    code, first, err = finish(proc, timeout=60)
+    assert code == {"SIGINT": 130, "SIGTERM": 143, "401": 3}[stop], err
+    assert "Traceback" not in err
+    # the books: nothing accepted, nothing set aside, everything read is left for the rerun
+    assert first["events_accepted"] == 0 and first["rejected_rows"] == 0
+    assert first["records_read"] == first["events_pending"]
+
+    sandbox.set_faults(fail_rate=0.0, revoke_after=None)
+    code, second, err = run(sandbox, tmp_path, data)
+    assert code == 0, err
+    assert second["possible_duplicate_events"] == 0
+    assert_exactly_once(sandbox, 1, n)
