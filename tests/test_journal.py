@@ -104,7 +104,9 @@ def test_a_schema_1_state_is_upgraded(path: str) -> None:
         "create table files (path text primary key, identity text not null,"
         " done_line integer not null, done_offset integer not null, updated_at text);"
     )
-    db.execute("insert into files values ('/data/a', ?, 3, 30, null)", (orjson.dumps(IDENTITY).decode(),))
+    db.execute(
+        "insert into files values ('/data/a', ?, 3, 30, null)", (orjson.dumps(IDENTITY).decode(),)
+    )
     db.commit()
     db.close()
     j = Journal.open(path)
