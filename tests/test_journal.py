@@ -113,3 +113,50 @@ def test_a_schema_1_state_is_upgraded(path: str) -> None:
     state = j.file_state("/data/a")
     assert state is not None and (state.done_line, state.end_offset) == (3, None)
     j.close()
+
+
+def test_a_full_disk_is_an_output_error_naming_the_file_and_the_journal_stays_whole(
+    tmp_path: Path,
+) -> None:
+    """ENOSPC under the journal (a real 128 KiB tmpfs): the failing commit raises OutputError
+    with one line naming the file; every commit before it is intact when the file is read
+    again elsewhere."""
+    import os
+    import subprocess
+
+    from revbridge_cli.errors import OutputError
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(full)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    try:
+        path = str(full / "run.state")
+        j = Journal.open(path)
+        j.start_file("/data/a", IDENTITY, 0, 0)
+        committed = 0
+        with pytest.raises(OutputError) as caught:
+            for n in range(1, 100_000):
+                j.begin_batch(n, [("/data/a", n)])
+                j.commit([n], {"/data/a": (n, n * 10)}, {"/data/a": list(range(n, n + 50))})
+                committed = n
+        assert str(caught.value) == (
+            f"cannot write the state file {path}: database or disk is full"
+        )
+        j.close()
+        copy = tmp_path / "copy.state"
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                Path(f"{copy}{suffix}").write_bytes(Path(path + suffix).read_bytes())
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    assert committed > 0
+    j = Journal.open(str(copy))
+    state = j.file_state("/data/a")
+    assert state is not None and state.done_line == committed  # the failed commit left nothing
+    j.close()
