@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from revbridge_cli.errors import ConfigError
 from revbridge_cli.option_bounds import BOUNDS, Bound
@@ -98,7 +98,8 @@ def check_profile(
 ) -> dict[str, Any]:
     """Type-check one profile; unknown keys are refused so a typo cannot silently do nothing."""
     checked: dict[str, Any] = {}
-    for key, value in table.items():
+    for key, raw in table.items():
+        value: Any = raw
         if key not in _PROFILE_KEYS:
             close = difflib.get_close_matches(key, _PROFILE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -111,14 +112,16 @@ def check_profile(
             raise ConfigError(
                 f"{where}: {key} must be {_TYPE_NAMES[kind]}, not {_type_name(value)}"
             )
-        if kind is str and not value.strip():
+        if kind is str and not str(value).strip():
             raise ConfigError(f"{where}: {key} is empty")
         spec = OPTIONS.get(key)
-        problem = spec.bound.problem(value) if spec is not None and spec.bound else None
+        problem = (
+            spec.bound.problem(cast(float, value)) if spec is not None and spec.bound else None
+        )
         if problem is not None:
             raise ConfigError(f"{where}: {key} {problem} (got {value})")
         if kind is str and key in OPTIONS:
-            value = str(expand(value, env, config_dir))
+            value = str(expand(str(value), env, config_dir))
         checked[key] = value
     if "api_key" in checked and "api_key_file" in checked:
         raise ConfigError(f"{where}: give api_key or api_key_file, not both")
