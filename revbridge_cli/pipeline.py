@@ -448,6 +448,8 @@ class Run:
         try:
             self.ledger.set_aside(invalid, origin)
         except OutputError as exc:
+            if self.durable:  # its row is not in the file: the record stays for the next run
+                self.durable.tracker.add_refs(origin, 1)
             self._fail(exc)
 
     # ---- the end ------------------------------------------------------------------------

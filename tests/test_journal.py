@@ -115,6 +115,7 @@ def test_a_schema_1_state_is_upgraded(path: str) -> None:
     j.close()
 
 
+@pytest.mark.e2e  # mounts a tmpfs (a child process)
 def test_a_full_disk_is_an_output_error_naming_the_file_and_the_journal_stays_whole(
     tmp_path: Path,
 ) -> None:

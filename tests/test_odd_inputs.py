@@ -22,6 +22,8 @@ from conftest import base_env, cli, cli_json, event, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 
 def events(n: int) -> list[dict[str, Any]]:
     return [event(f"u{i}", i) for i in range(n)]

@@ -23,6 +23,8 @@ from conftest import base_env, cli, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs a sandbox or the real command
+
 
 def write_config(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "config.toml"
@@ -208,6 +210,7 @@ def test_a_file_size_limit_leaves_whole_rows_as_many_as_the_summary_says(
     assert summary["exit_code"] == 74
     assert summary["rejected_rows"] == len(rows) == summary["records_invalid"]
     assert f"holds {len(rows):,} complete rows" in stderr
+    assert summary["unaccounted_events"] == 0  # the summary's own books balance
 
 
 @contextlib.contextmanager
@@ -246,6 +249,7 @@ def test_a_full_disk_under_state_keeps_the_books_and_the_rerun_sends_the_rest(
     assert body.endswith(b"\n")
     s1 = orjson.loads(first.stdout)
     assert s1["rejected_rows"] == len(rows1) == s1["records_invalid"]
+    assert s1["unaccounted_events"] == 0
 
     rejected2 = tmp_path / "rejected2.ndjson"
     second = cli(*args, "--rejected", str(rejected2), sb=sandbox)
