@@ -251,7 +251,8 @@ def test_log_file_that_cannot_be_opened_is_a_usage_error(sb: Sandbox, tmp_path: 
     data = many_users(tmp_path, 5)
     result = cli("send", str(data), "--log-file", str(tmp_path / "no" / "run.log"), sb=sb)
     assert result.returncode == 2
-    assert result.stderr.startswith("revbridge: error: cannot open --log-file")
+    assert result.stderr.startswith(f"revbridge: error: --log-file {tmp_path}/no/run.log: ")
+    assert f"mkdir -p {tmp_path}/no" in result.stderr  # checked up front (output_checks.py)
     assert "Traceback" not in result.stderr
 
 
