@@ -30,6 +30,7 @@ from revbridge_cli.config import Connection as _Connection
 from revbridge_cli.credentials import Secret, check_header_value
 from revbridge_cli.errors import ConfigError, Exit, UsageError
 from revbridge_cli.ledger import RejectedRows
+from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.pipeline import Run
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
@@ -147,6 +148,8 @@ async def asend_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -
 
 async def _execute(settings: SendSettings, records: Iterable[Any] | None) -> Result:
     sink = RejectedRows() if settings.rejected is None else None
+    paths = {"rejected": settings.rejected or os.devnull, "state": settings.state}  # in memory
+    check_outputs(paths, {k: "argument" for k in paths}, state_used=not settings.dry_run)
     run = Run(settings, records=records, rejected_sink=sink)
     run.prepare()  # UsageError, LockedError: raised to the caller, nothing was sent
     summary = await run.execute()

@@ -175,6 +175,15 @@ def test_a_bad_argument_raises_from_the_hierarchy_and_never_exits(
     assert isinstance(info.value, RevbridgeError)
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_anything_is_sent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-dir" / "rejected.ndjson"
+    with pytest.raises(UsageError, match="mkdir -p"):
+        send_records([event("u1", 1)], connection=conn(sandbox), rejected=missing)
+    assert sandbox.requests() == []
+
+
 def test_an_http_base_url_off_loopback_is_refused() -> None:
     with pytest.raises(RevbridgeError, match="in clear"):
         Connection("http://example.com", api_key=API_KEY, customer_id=CUSTOMER_ID)
