@@ -62,13 +62,13 @@ class ShapeOptions:
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
-    """Records with equal primary identifiers are one user (README, "Input shapes").
+    """Records with equal primary identifiers are one user (README, "Input shapes"), by the
+    rule the sandbox keys profiles with (`contract.identity_key`: empty ones do not count).
 
     As JSON text: any value can be compared that way, and it is the smallest key to hold for
     the thousands of users the packer's buffer keeps (a tuple of the strings costs three
     times as much)."""
-    key = [identifiers.get(name) for name in contract.PRIMARY_IDENTIFIERS]
-    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    return contract.identity_key(identifiers)
 
 
 def epoch_to_iso(value: float) -> str:
@@ -199,14 +199,16 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
     for value in key:
         kind = type(value)
         if kind is str:
-            usable = usable or value != ""
+            if value == "":
+                return None  # no identifier, so not in the key: `user_key` handles that case
+            usable = True
         elif kind is int or kind is float:
             usable = True
         elif value is not None:
             return None  # an unhashable or odd identifier: the general path says what to do
     if not usable:
         return None
-    key_text = _dumps(key)  # what `user_key` gives: no dict among the values, no sorting
+    key_text = _dumps(key)  # what `user_key` gives: non-empty strings, numbers or null
     event = record.copy()
     identifiers = {}
     for name in _PRIMARY:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from revbridge_cli.contract import PRIMARY_IDENTIFIERS, has_primary_identifier
+from revbridge_cli.contract import identity_key
 
 STANDARD_EVENT_KEYS = frozenset({"event_name", "timestamp", "revenue", "event_value"})
 
@@ -89,17 +89,9 @@ def now_iso() -> str:
 
 
 def user_key(identifiers: dict[str, Any]) -> str:
-    """Stable across requests: the four primary identifiers in a fixed order, absent as null.
-
-    The common case (strings or nothing) skips the per-value check: this runs once per user.
-    """
-    values = [identifiers.get(name) for name in PRIMARY_IDENTIFIERS]
-    if "" in values or not all(value is None or type(value) is str for value in values):
-        values = [
-            value if has_primary_identifier({name: value}) else None
-            for name, value in zip(PRIMARY_IDENTIFIERS, values, strict=True)
-        ]
-    return orjson.dumps(values).decode()
+    """Stable across requests, and the importer's own rule (`contract.identity_key`): what
+    the importer groups as one user is one profile here."""
+    return identity_key(identifiers).decode()
 
 
 @dataclass(slots=True)
