@@ -143,6 +143,13 @@ def serve(
         str | None,
         Option(help="Reject these user_ids (comma-separated) although the rules pass them."),
     ] = None,
+    capacity: Annotated[
+        int | None, Option(help="At most N requests in progress at once; 503 beyond.")
+    ] = None,
+    capacity_seconds: Annotated[
+        float | None,
+        Option(help="--capacity only for the first S seconds after the first request."),
+    ] = None,
 ) -> None:
     """A local RevBridge Events API server: runs until Ctrl-C, then exits with code 0.
 
@@ -170,6 +177,8 @@ def serve(
         "reset_after_store": reset_after_store,
         "revoke_after": revoke_after,
         "reject_user_ids": tuple(filter(None, (reject_user_ids or "").split(","))),
+        "capacity": capacity,
+        "capacity_seconds": capacity_seconds,
     }
     if max_body_bytes is not None:
         fault_settings["max_body_bytes"] = max_body_bytes

@@ -31,6 +31,7 @@ from revbridge_cli.contract import (
     ERR_NOT_FOUND,
     ERR_TOO_LARGE,
     ERR_UNAUTHORIZED,
+    ERR_UNAVAILABLE,
     ERR_VALIDATION_FAILED,
     MAX_BODY_BYTES,
     PATH,
@@ -79,6 +80,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.log = log
         self.stopping = threading.Event()
         self._number = 0
+        self._in_flight = 0  # numbered requests being worked on, for the `capacity` fault
+        self._capacity_for: Faults | None = None  # the policy whose window is running
+        self._capacity_since = 0.0
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         super().__init__(address, SandboxHandler)
@@ -93,6 +97,22 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         with self._lock:
             self._number += 1
             return self._number
+
+    def admit(self, faults: Faults) -> bool:
+        """Take a place among the requests in progress, or False: over `capacity` (a 503).
+        The capacity window starts with the first request a policy sees."""
+        with self._lock:
+            now = time.monotonic()
+            if faults.capacity is not None and self._capacity_for is not faults:
+                self._capacity_for, self._capacity_since = faults, now
+            if faults.over_capacity(self._in_flight, now - self._capacity_since):
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def track(self, sock: socket.socket, alive: bool) -> None:
         with self._lock:
@@ -192,6 +212,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if decision.revoked:
             self._refuse(401, ERR_UNAUTHORIZED, trace=False, fault="revoked", faults=faults)
             return
+        if not self.server.admit(faults):
+            self._refuse(503, ERR_UNAVAILABLE, fault="capacity", faults=faults)
+            return
+        try:
+            self._admitted(faults, decision)
+        finally:
+            self.server.leave()
+
+    def _admitted(self, faults: Faults, decision: Decision) -> None:
         body = self._read_body(faults.max_body_bytes)
         size = body.size
         if body.data is None:
