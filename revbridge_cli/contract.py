@@ -21,6 +21,7 @@ DEVELOPMENT_URL: Final = "https://api-dev.revbridge.ai"
 
 MAX_USERS: Final = 1000
 MAX_BODY_BYTES: Final = 10_000_000
+SERVER_TIMEOUT_SECONDS: Final = 10.0  # "requests that run past 10 seconds are cut off"
 
 PRIMARY_IDENTIFIERS: Final = ("user_id", "email", "phone_number", "anon_id")
 
