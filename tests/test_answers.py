@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +185,39 @@ def test_a_server_that_trickles_its_answer_meets_the_deadline(tmp_path: Path, da
         assert "it may have been stored" in row["message"]
     assert len(server.bodies) == 2  # the first try and its one retry
     assert summary["possible_duplicate_events"] == USERS
+
+
+def test_a_deadline_before_the_body_was_written_is_not_in_doubt(tmp_path: Path) -> None:
+    """A server that accepts and never reads: the body cannot be all written, so nothing
+    can have been stored; the resend is no possible duplicate."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no kernel-sized window
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: done
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=hold, daemon=True).start()
+    records = [event("u0", 0, pad="x" * 9_000_000)]  # one 9 MB request: past the send buffer
+    data = write_ndjson(tmp_path / "e.ndjson", records)
+    rejected = tmp_path / "rejected.ndjson"
+    env = base_env(None, REVBRIDGE_BASE_URL=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                   REVBRIDGE_API_KEY="rbk_test_never_reads", REVBRIDGE_CUSTOMER_ID="c")  # fmt: skip
+    result, summary = cli_json(
+        "send", str(data), "--rejected", str(rejected), "--concurrency", "1",
+        "--max-retries", "1", "--retry-initial-delay", "0.01", "--timeout", "0.5",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    listener.close()
+    for sock in held:
+        sock.close()
+    assert result.returncode == 1, result.stderr
+    assert len(held) == 2  # the first try and its retry
+    rows = assert_books_balance(summary, rejected)
+    assert rows and {row["kind"] for row in rows} == {"undelivered"}
+    assert all("may have been stored" not in row["message"] for row in rows)
+    assert summary["possible_duplicate_events"] == 0

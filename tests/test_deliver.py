@@ -232,3 +232,39 @@ def test_a_read_response_is_freed_without_waiting_for_the_cyclic_gc() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.DecodingError("bad gzip"),
+        httpx.TooManyRedirects("loop"),
+        httpx.RemoteProtocolError("garbage status line"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_no_httpx_error_escapes_send(exc: Exception) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
+    assert outcome.undelivered is not None
+    assert type(exc).__name__ in outcome.undelivered
+    assert attempts[-1].error is not None
+
+
+def test_the_deadline_bounds_the_whole_exchange() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(202, json={})
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            sender = Sender(client, "http://x", {}, RetryPolicy(0), AdaptiveLimit(1), deadline=0.05)
+            (outcome,) = await sender.send(batch_of(("a", 1)))
+            return outcome
+
+    outcome = asyncio.run(go())
+    assert outcome.undelivered is not None
+    assert "no complete answer within --timeout 0.05 s" in outcome.undelivered
+    assert "may have been stored" in outcome.undelivered  # no trace of the body: in doubt
