@@ -268,3 +268,12 @@ def test_the_deadline_bounds_the_whole_exchange() -> None:
     assert outcome.undelivered is not None
     assert "no complete answer within --timeout 0.05 s" in outcome.undelivered
     assert "may have been stored" in outcome.undelivered  # no trace of the body: in doubt
+
+
+def test_a_503_until_retries_run_out_says_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": "service temporarily unavailable"})
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
+    assert outcome.undelivered == "gave up after 1 retry: HTTP 503"
+    assert outcome.unanswered is False and len(attempts) == 2
