@@ -41,6 +41,7 @@ CONFIG_STATUSES = frozenset({404, 405})
 OTHER_SUCCESSES = frozenset({200, 201, 204})
 # The API's answers are a few hundred bytes; one this large is not the API, and is not read.
 MAX_ANSWER_BYTES = 1_000_000
+DEFAULT_DEADLINE = 30.0  # for a client built without a timeout
 
 __all__ = ["AdaptiveLimit", "Attempt", "Fatal", "Outcome", "Sender", "split"]
 
@@ -143,7 +144,7 @@ class Sender:
         self.limit = limit
         self.on_attempt = on_attempt
         self.rand = rand
-        self.deadline = deadline if deadline is not None else client.timeout.read
+        self.deadline: float = deadline or client.timeout.read or DEFAULT_DEADLINE
         self.max_answer_bytes = max_answer_bytes
         self.fatal: Fatal | None = None
         self.halted: str | None = None

@@ -48,7 +48,9 @@ def _said(data: dict[str, Any] | None, content: bytes | None) -> str:
     if data is None:
         text = (content or b"").decode("utf-8", "replace")
         return repr(text[:_SAID_CHARS]) if text else "an empty body"
-    words = {k: data[k] for k in ("error", "users_accepted", "users_rejected") if k in data}
+    words: dict[str, Any] = {
+        k: data[k] for k in ("error", "users_accepted", "users_rejected") if k in data
+    }
     words["errors"] = data.get("errors")
     text = orjson.dumps(words, default=str).decode()
     return text if len(text) <= _SAID_CHARS else text[:_SAID_CHARS] + "…"

@@ -47,7 +47,11 @@ def judge(
         errors = _reject_listed(users, errors, faults.reject_user_ids)
     record.users_rejected = len(errors)
     if len(errors) == len(users):
-        payload = {"error": ERR_VALIDATION_FAILED, "trace_id": trace_id, "errors": errors}
+        payload: dict[str, Any] = {
+            "error": ERR_VALIDATION_FAILED,
+            "trace_id": trace_id,
+            "errors": errors,
+        }
         return 400, payload, record, None
     rejected = {error["userIndex"] for error in errors}
     valid = [user for index, user in enumerate(users) if index not in rejected]

@@ -19,7 +19,8 @@ import traceback
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
+from io import BufferedReader
+from typing import Any, BinaryIO, TextIO, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -166,7 +167,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._number: int | None = None
         try:
             self._phase(IDLE)
-            if not self.rfile.peek(1):  # idle until the next request's first byte, or closed
+            if not cast(BufferedReader, self.rfile).peek(1):  # idle until a first byte, or EOF
                 self.close_connection = True
                 return
             self._phase(READING)  # from here the request has READ_DEADLINE to arrive whole
@@ -334,7 +335,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _read_body(self, limit: int) -> Body:
-        body = read_body(self.rfile, self.headers, limit)
+        body = read_body(cast(BinaryIO, self.rfile), self.headers, limit)
         self._phase(BUSY)  # read whole: working on it, fault delays included, is never shed
         if body.undrained:
             self.close_connection = self._linger = True
