@@ -195,20 +195,22 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
         record.get("user_id"), record.get("email"), record.get("phone_number"),
         record.get("anon_id"),
     )  # fmt: skip
-    usable = False
+    usable = empty = False
     for value in key:
         kind = type(value)
         if kind is str:
-            if value == "":
-                return None  # no identifier, so not in the key: `user_key` handles that case
-            usable = True
+            if value:
+                usable = True
+            else:
+                empty = True
         elif kind is int or kind is float:
             usable = True
         elif value is not None:
             return None  # an unhashable or odd identifier: the general path says what to do
     if not usable:
         return None
-    key_text = _dumps(key)  # what `user_key` gives: non-empty strings, numbers or null
+    # What `user_key` gives: non-empty strings, numbers or null (an empty one is no identifier).
+    key_text = _dumps([None if v == "" else v for v in key] if empty else key)
     event = record.copy()
     identifiers = {}
     for name in _PRIMARY:

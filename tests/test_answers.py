@@ -16,6 +16,8 @@ from books import assert_books_balance
 from conftest import base_env, cli_json, event, write_ndjson
 from odd_server import OddServer, http_response
 
+pytestmark = pytest.mark.e2e  # every test runs the real command against a real server
+
 TRACE = "t-odd-1"
 USERS = 3
 

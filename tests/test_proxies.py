@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import base_env, cli_json, event, seqs, write_ndjson
 
-from revbridge_cli.http_client import is_loopback, open_client
+from revbridge_cli.http_client import loopback_base_url, open_client
 from revbridge_cli.sandbox import Sandbox
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
@@ -78,6 +78,6 @@ def test_a_loopback_base_url_ignores_every_proxy_variable(
 def test_only_an_https_base_url_away_from_loopback_trusts_the_environment(
     url: str, loopback: bool
 ) -> None:
-    assert is_loopback(url) is loopback
+    assert loopback_base_url(url) is loopback
     client = open_client(url, 4, 30.0)
     assert client.trust_env is not loopback

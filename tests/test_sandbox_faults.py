@@ -259,6 +259,7 @@ def concurrent_posts(sb: Sandbox, n: int) -> list[int]:
     return sorted(statuses)
 
 
+@pytest.mark.e2e
 def test_capacity_refuses_what_arrives_while_n_are_in_progress() -> None:
     faults = Faults(capacity=1, latency=2.0)  # long enough for the others to arrive meanwhile
     with Sandbox(faults=faults) as sb:
@@ -269,6 +270,7 @@ def test_capacity_refuses_what_arrives_while_n_are_in_progress() -> None:
         assert sb.stats()["users_accepted"] == statuses.count(202)
 
 
+@pytest.mark.e2e
 def test_capacity_ends_after_its_window() -> None:
     with Sandbox(faults=Faults(capacity=1, capacity_seconds=0.0, latency=0.3)) as sb:
         assert concurrent_posts(sb, 3) == [202, 202, 202]

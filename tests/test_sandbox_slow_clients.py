@@ -18,6 +18,8 @@ from test_sandbox_cli import running
 
 from revbridge_cli.sandbox import Sandbox, server
 
+pytestmark = pytest.mark.e2e  # real sockets, a real sandbox
+
 PARTIAL_HEAD = b"POST /ingest/events HTTP/1.1\r\nHost: x\r\n"
 
 

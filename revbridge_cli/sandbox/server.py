@@ -20,7 +20,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedReader
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -335,7 +335,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _read_body(self, limit: int) -> Body:
-        body = read_body(cast(BinaryIO, self.rfile), self.headers, limit)
+        body = read_body(self.rfile, self.headers, limit)
         self._phase(BUSY)  # read whole: working on it, fault delays included, is never shed
         if body.undrained:
             self.close_connection = self._linger = True
