@@ -81,3 +81,29 @@ def test_only_an_https_base_url_away_from_loopback_trusts_the_environment(
     assert loopback_base_url(url) is loopback
     client = open_client(url, 4, 30.0)
     assert client.trust_env is not loopback
+
+
+@pytest.mark.e2e
+def test_an_https_base_url_goes_through_the_standard_proxy_variable(
+    tmp_path: Path, proxy: ConnectionCounter
+) -> None:
+    """HTTPS_PROXY applies to https://: the request is tunnelled (CONNECT), so the key stays
+    inside TLS. The counting proxy hangs up, so nothing leaves the machine."""
+    env = base_env(
+        None,
+        REVBRIDGE_BASE_URL="https://api.revbridge.ai",
+        REVBRIDGE_API_KEY="rbk_test_proxy_000000",
+        REVBRIDGE_CUSTOMER_ID="c",
+        HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}",
+    )
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)
+    data = write_ndjson(tmp_path / "e.ndjson", [event("u1", 1)])
+    result, summary = cli_json(
+        "send", str(data), "--max-retries", "0", "--rejected", str(tmp_path / "r.ndjson"),
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 69, result.stderr  # the proxy never answers: unreachable
+    assert proxy.connections == 1
+    assert summary["records_read"] == 1 and summary["events_accepted"] == 0
+    assert summary["rejected_rows"] == 1
