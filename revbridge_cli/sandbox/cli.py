@@ -23,8 +23,8 @@ from typer import Option
 
 from revbridge_cli.loopback import is_loopback
 from revbridge_cli.sandbox.faults import FAIL_STATUSES, Faults, parse_numbers
+from revbridge_cli.sandbox.reads import db_stats
 from revbridge_cli.sandbox.runner import Sandbox
-from revbridge_cli.sandbox.store import db_stats
 
 EXAMPLE_BODY = (
     '{"users":[{"identifiers":{"user_id":"u1","email":"a@example.com"},'
