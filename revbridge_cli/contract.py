@@ -13,12 +13,15 @@ import re
 from datetime import date
 from typing import Any, Final, TypeGuard
 
+import orjson
+
 PATH: Final = "/ingest/events"
 PRODUCTION_URL: Final = "https://api.revbridge.ai"
 DEVELOPMENT_URL: Final = "https://api-dev.revbridge.ai"
 
 MAX_USERS: Final = 1000
 MAX_BODY_BYTES: Final = 10_000_000
+SERVER_TIMEOUT_SECONDS: Final = 10.0  # "requests that run past 10 seconds are cut off"
 
 PRIMARY_IDENTIFIERS: Final = ("user_id", "email", "phone_number", "anon_id")
 
@@ -76,11 +79,25 @@ def is_iso8601(value: Any) -> bool:
 
 def has_primary_identifier(identifiers: dict[str, Any]) -> bool:
     """Present and non-empty: a non-empty string or a number (booleans and null do not count)."""
-    for name in PRIMARY_IDENTIFIERS:
-        value = identifiers.get(name)
-        if (isinstance(value, str) and value) or is_number(value):
-            return True
-    return False
+    return any(counts_as_identifier(identifiers.get(name)) for name in PRIMARY_IDENTIFIERS)
+
+
+def counts_as_identifier(value: Any) -> bool:
+    """The contract's "present, non-empty": a non-empty string or a number."""
+    return (isinstance(value, str) and value != "") or is_number(value)
+
+
+def identity_key(identifiers: dict[str, Any]) -> bytes:
+    """Who a user is, for the importer (grouping records into one user object) and the
+    sandbox (one profile): the four primary identifiers in contract order, as JSON text, each
+    one that does not count as an identifier (absent, empty, boolean, null, an object) as
+    null. One rule on both sides, so `{"user_id": "u1", "email": ""}` and `{"user_id": "u1"}`
+    are one user to both. `1`, `1.0` and `"1"` stay three users (README, "Contract
+    decisions"). The common case (strings or nothing) skips the per-value check."""
+    values = [identifiers.get(name) for name in PRIMARY_IDENTIFIERS]
+    if "" in values or not all(value is None or type(value) is str for value in values):
+        values = [value if counts_as_identifier(value) else None for value in values]
+    return orjson.dumps(values)
 
 
 def event_error(event: Any, index: int) -> str | None:

@@ -7,6 +7,11 @@ each ends accepted, rejected (the server said why) or undelivered (we say why).
 A request that got no answer (timeout, reset after the body went out) is "in doubt": the server
 may have stored it and the API has no idempotency key. The vendor says to retry network
 errors, so we resend, and count the batch's events as possible duplicates (CONTRACT.md).
+
+Nothing the server sends may raise out of `Sender.send`: a trickled answer meets the
+deadline, an oversized one is not read past `MAX_ANSWER_BYTES`, an undecodable one is judged
+by its status alone, and an answer that cannot be mapped to users keeps them all aside
+(`verdicts`). Each becomes an outcome, so a lane never dies of what a server said.
 """
 
 from __future__ import annotations
@@ -22,14 +27,23 @@ from typing import Any
 import httpx
 import orjson
 
-from revbridge_cli import contract
+from revbridge_cli import contract, verdicts
 from revbridge_cli.batch import Batch, dumps
 from revbridge_cli.errors import AuthError, RevbridgeError, UsageError
+from revbridge_cli.exchange import Answer, exchange
+from revbridge_cli.limit import AdaptiveLimit
 from revbridge_cli.retry import RetryPolicy
 
 # Statuses after which nothing more is sent: exit code and what to check.
 AUTH_STATUSES = frozenset({401, 403})
 CONFIG_STATUSES = frozenset({404, 405})
+# Successes the API does not give (it answers 202): something else answered, maybe stored it.
+OTHER_SUCCESSES = frozenset({200, 201, 204})
+# The API's answers are a few hundred bytes; one this large is not the API, and is not read.
+MAX_ANSWER_BYTES = 1_000_000
+DEFAULT_DEADLINE = 30.0  # for a client built without a timeout
+
+__all__ = ["AdaptiveLimit", "Attempt", "Fatal", "Outcome", "Sender", "split"]
 
 
 @dataclass(slots=True)
@@ -83,46 +97,6 @@ class Attempt:
     users_rejected: int = 0
 
 
-class AdaptiveLimit:
-    """How many requests may be in flight: halves when the server struggles (503/429, timeouts,
-    latency well above its usual), grows back by one per round trip when it recovers."""
-
-    def __init__(self, maximum: int, minimum: int = 1) -> None:
-        self.maximum = maximum
-        self.minimum = min(minimum, maximum)
-        self.limit = float(maximum)
-        self.lowest = maximum  # for the summary: how far the server pushed us back
-        self.in_flight = 0
-        self._cond = asyncio.Condition()
-        self._baseline: float | None = None
-        self._last_cut = 0.0
-
-    async def acquire(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
-
-    async def release(self, congested: bool, latency: float | None) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._adjust(congested, latency)
-            self._cond.notify_all()
-
-    def _adjust(self, congested: bool, latency: float | None) -> None:
-        now = time.monotonic()
-        if latency is not None and not congested:
-            base = self._baseline
-            self._baseline = latency if base is None else min(latency, base * 0.99 + latency * 0.01)
-            congested = base is not None and latency > 3 * base + 0.5
-        if congested:
-            if now - self._last_cut > 1.0:  # one cut per second, not one per failed request
-                self.limit = max(float(self.minimum), self.limit / 2)
-                self.lowest = min(self.lowest, int(self.limit))
-                self._last_cut = now
-        else:
-            self.limit = min(float(self.maximum), self.limit + 1 / max(self.limit, 1.0))
-
-
 def split(batch: Batch) -> list[Batch]:
     """Halve a batch the server found too large: by users, or by events for a lone user."""
     users = batch.parts()
@@ -144,45 +118,12 @@ def split(batch: Batch) -> list[Batch]:
     ]
 
 
-def _in_doubt(exc: httpx.TransportError) -> bool:
-    """Did the body possibly reach the server? Only failures before or while writing say no."""
-    return not isinstance(
-        exc,
-        httpx.ConnectError
-        | httpx.ConnectTimeout
-        | httpx.PoolTimeout
-        | httpx.WriteError
-        | httpx.WriteTimeout,
-    )
-
-
-def _unbind(response: httpx.Response) -> None:
-    """Break the cycle httpx 0.28 makes between a read response and its stream (encode/httpx
-    #3733). Left alone, each response and the request body it holds wait for the cyclic GC:
-    with bodies of hundreds of kilobytes that was tens of megabytes of peak memory."""
-    response.stream = httpx.ByteStream(b"")
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _errors(data: dict[str, Any], n_users: int) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for item in data.get("errors") or []:
-        if isinstance(item, dict):
-            index = item.get("userIndex")
-            if isinstance(index, int) and 0 <= index < n_users:
-                out[index] = str(item.get("message", "rejected"))
-    return out
-
-
 class Sender:
-    """Sends batches with the retry policy over one shared async client."""
+    """Sends batches with the retry policy over one shared async client.
+
+    `deadline` bounds one whole exchange, connect to last byte (httpx's own timeouts are per
+    phase and per read, so a server trickling a byte a second would never trip them); by
+    default it is the client's timeout, which `--timeout` sets."""
 
     def __init__(
         self,
@@ -193,6 +134,8 @@ class Sender:
         limit: AdaptiveLimit,
         on_attempt: Callable[[Attempt], None] = lambda a: None,
         rand: Callable[[], float] = random.random,
+        deadline: float | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + contract.PATH
@@ -201,6 +144,8 @@ class Sender:
         self.limit = limit
         self.on_attempt = on_attempt
         self.rand = rand
+        self.deadline: float = deadline or client.timeout.read or DEFAULT_DEADLINE
+        self.max_answer_bytes = max_answer_bytes
         self.fatal: Fatal | None = None
         self.halted: str | None = None
         self._halt = asyncio.Event()
@@ -240,99 +185,89 @@ class Sender:
         in_doubt = False
         resent_in_doubt = False
         while True:
-            if self.fatal is not None:
+            stop = self.fatal.message if self.fatal is not None else self.halted
+            if stop is not None:
                 return Outcome(
-                    batch,
-                    undelivered=f"not sent: {self.fatal.message}",
-                    in_doubt_resent=resent_in_doubt,
-                )
-            if self.halted is not None:
-                return Outcome(
-                    batch, undelivered=f"not sent: {self.halted}", in_doubt_resent=resent_in_doubt
+                    batch, undelivered=f"not sent: {stop}", in_doubt_resent=resent_in_doubt
                 )
             if in_doubt:
                 resent_in_doubt = True
-            await self.limit.acquire()
+            ticket = await self.limit.acquire()
             started = time.monotonic()
-            response: httpx.Response | None = None
-            error: str | None = None
-            congested = False
+            answer = Answer(error="cancelled", in_doubt=True)
             try:
-                response = await self.client.post(self.url, content=body, headers=self.headers)
-                _unbind(response)
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                in_doubt = in_doubt or _in_doubt(exc)
-                congested = isinstance(exc, httpx.TimeoutException)
+                answer = await exchange(
+                    self.client, self.url, body, self.headers, self.deadline, self.max_answer_bytes
+                )
             finally:
                 elapsed = time.monotonic() - started
-                status = response.status_code if response is not None else None
-                if status is not None:
-                    congested = status in (429, 503)
-                await self.limit.release(congested, elapsed if status == 202 else None)
-
-            data = _json(response) if response is not None else {}
-            trace_id = data.get("trace_id") or (
-                response.headers.get("x-trace-id") if response is not None else None
-            )
-            retryable = error is not None or (
-                status is not None and self.policy.is_retryable(status)
+                status = answer.status
+                congested = answer.timed_out or status in (429, 503)
+                await self.limit.release(ticket, congested, elapsed if status == 202 else None)
+            in_doubt = in_doubt or answer.in_doubt
+            data = verdicts.parse(answer.content)
+            trace_id = _trace_id(data, answer.headers)
+            retryable = answer.retryable_error or (
+                status is not None and self.policy.is_retryable(status) and not answer.oversize
             )
             wait = None
             if retryable and self.policy.may_retry(retries):
-                retry_after = response.headers.get("retry-after") if response is not None else None
+                retry_after = answer.headers.get("retry-after") if answer.headers else None
                 wait = self.policy.delay(retries, retry_after, self.rand())
+            outcome = Outcome(batch, status, trace_id, in_doubt_resent=resent_in_doubt)
+            judged = None if retryable or status is None else self._judge(outcome, answer, data)
             self.on_attempt(
                 Attempt(
                     batch.seq,
                     status,
                     trace_id,
                     elapsed,
-                    error,
+                    answer.error or answer.unreadable,
                     wait,
                     batch.n_users,
                     len(body),
-                    len(_errors(data, batch.n_users)) if status == 202 else 0,
+                    len(outcome.rejected) if status == 202 else 0,
                 )
             )
             if wait is not None:
                 retries += 1
                 await self._wait(wait)
                 continue
-            outcome = Outcome(batch, status, trace_id, in_doubt_resent=resent_in_doubt)
-            if retryable:
-                outcome.unanswered = error is not None
-                last = error or f"HTTP {status}"
-                outcome.undelivered = (
-                    f"gave up after {retries} retr{'y' if retries == 1 else 'ies'}: {last}"
-                    + (
-                        " (the last request got no answer: it may have been stored)"
-                        if error and in_doubt
-                        else ""
-                    )
-                )
+            if status is None or retryable:
+                last = answer.error or f"HTTP {status}"
+                if retryable:
+                    outcome.unanswered = answer.error is not None
+                    last = f"gave up after {retries} retr{'y' if retries == 1 else 'ies'}: {last}"
+                else:
+                    last = f"the exchange failed: {last}"
+                stored = " (the last request got no answer: it may have been stored)"
+                outcome.undelivered = last + (stored if answer.error and in_doubt else "")
                 return outcome
-            assert status is not None
-            return self._judge(outcome, status, data)
+            return judged
 
-    def _judge(self, outcome: Outcome, status: int, data: dict[str, Any]) -> Outcome | None:
+    def _judge(
+        self, outcome: Outcome, answer: Answer, data: dict[str, Any] | None
+    ) -> Outcome | None:
+        """A final answer (a status that is not retried) as each user's fate."""
         n_users = outcome.batch.n_users
+        status = answer.status
+        assert status is not None
+        if answer.oversize:
+            outcome.undelivered = f"unexpected answer HTTP {status}: {answer.unreadable}; " + (
+                "the request may have been stored: check before resending"
+                if 200 <= status < 300
+                else "it was not read"
+            )
+            return outcome
         if status == 202:
-            outcome.rejected = _errors(data, n_users)
+            verdict = verdicts.accepted(data, answer.content, n_users, answer.unreadable)
+            outcome.rejected = verdict.rejected
             return outcome
         if status == 413:
             return None
         if status == 400:
-            outcome.rejected = _errors(data, n_users)
-            if len(outcome.rejected) < n_users:
-                why = data.get("error") or "bad request"
-                if outcome.rejected:  # some users named, the others not: keep them all aside
-                    outcome.rejected = {
-                        i: outcome.rejected.get(i, f"400 {why}: request refused as a whole")
-                        for i in range(n_users)
-                    }
-                else:
-                    outcome.undelivered = f"the server refused the request (400: {why})"
+            verdict = verdicts.refused(data, answer.content, n_users, answer.unreadable)
+            outcome.rejected, outcome.undelivered = verdict.rejected, verdict.undelivered
             return outcome
         if status in AUTH_STATUSES:
             self.fatal = Fatal(
@@ -355,6 +290,21 @@ class Sender:
                 "server error 500: the request may have been partly "
                 "processed, so it was not retried; resending may duplicate"
             )
+        elif status in OTHER_SUCCESSES:
+            outcome.undelivered = (
+                f"unexpected answer HTTP {status} (the API answers 202): the request may have "
+                "been stored, check before resending"
+            )
         else:
-            outcome.undelivered = f"unexpected answer HTTP {status}: {data.get('error', '')}"
+            error = data.get("error", "") if data is not None else ""
+            outcome.undelivered = f"unexpected answer HTTP {status}: {error}"
         return outcome
+
+
+def _trace_id(data: dict[str, Any] | None, headers: httpx.Headers | None) -> str | None:
+    """The body's trace_id, else the header's; only ever a string (it goes to files and logs)."""
+    found = data.get("trace_id") if data is not None else None
+    if isinstance(found, str) and found:
+        return found[:200]
+    header = headers.get("x-trace-id") if headers is not None else None
+    return header[:200] if header else None

@@ -26,8 +26,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from revbridge_cli import __version__, reader
 from revbridge_cli.batch import Batch
 from revbridge_cli.credentials import Secret
@@ -42,6 +40,7 @@ from revbridge_cli.errors import (
     exit_for_signal,
 )
 from revbridge_cli.event_ids import stamp
+from revbridge_cli.http_client import open_client
 from revbridge_cli.inputs import check_resumable
 from revbridge_cli.iterable_source import SOURCE_NAME, IterableSource
 from revbridge_cli.journal import Journal
@@ -174,8 +173,7 @@ class Run:
             "user-agent": f"revbridge-cli/{__version__}",
         }
         lanes = max(1, s.concurrency)
-        limits = httpx.Limits(max_connections=lanes, max_keepalive_connections=lanes)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(s.timeout), limits=limits) as client:
+        async with open_client(s.base_url, lanes, s.timeout) as client:
             sender = Sender(
                 client,
                 s.base_url,

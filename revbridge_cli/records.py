@@ -62,13 +62,13 @@ class ShapeOptions:
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
-    """Records with equal primary identifiers are one user (README, "Input shapes").
+    """Records with equal primary identifiers are one user (README, "Input shapes"), by the
+    rule the sandbox keys profiles with (`contract.identity_key`: empty ones do not count).
 
     As JSON text: any value can be compared that way, and it is the smallest key to hold for
     the thousands of users the packer's buffer keeps (a tuple of the strings costs three
     times as much)."""
-    key = [identifiers.get(name) for name in contract.PRIMARY_IDENTIFIERS]
-    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    return contract.identity_key(identifiers)
 
 
 def epoch_to_iso(value: float) -> str:
@@ -195,18 +195,22 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
         record.get("user_id"), record.get("email"), record.get("phone_number"),
         record.get("anon_id"),
     )  # fmt: skip
-    usable = False
+    usable = empty = False
     for value in key:
         kind = type(value)
         if kind is str:
-            usable = usable or value != ""
+            if value:
+                usable = True
+            else:
+                empty = True
         elif kind is int or kind is float:
             usable = True
         elif value is not None:
             return None  # an unhashable or odd identifier: the general path says what to do
     if not usable:
         return None
-    key_text = _dumps(key)  # what `user_key` gives: no dict among the values, no sorting
+    # What `user_key` gives: non-empty strings, numbers or null (an empty one is no identifier).
+    key_text = _dumps([None if v == "" else v for v in key] if empty else key)
     event = record.copy()
     identifiers = {}
     for name in _PRIMARY:

@@ -1,85 +1,97 @@
-"""Concurrency that adapts: fewer requests in flight while the server struggles, more again
-when it recovers. The arithmetic as a unit; the effect through the real CLI and sandbox."""
+"""Concurrency that adapts: fewer requests in flight while the server struggles (at most one
+cut per round-trip window), more again when it recovers. The arithmetic as a unit; the effect
+through the real CLI and sandbox, against its capacity fault."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import cli_json, event, seqs, write_ndjson
 
-from revbridge_cli import deliver
-from revbridge_cli.deliver import AdaptiveLimit
+from revbridge_cli.limit import AdaptiveLimit
 from revbridge_cli.sandbox import Faults, Sandbox
 from revbridge_cli.summary import Summary
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+async def settle(limit: AdaptiveLimit, congested: bool, latency: float | None = None) -> None:
+    """One request sent now and answered: it was started after every earlier cut."""
+    await limit.release(await limit.acquire(), congested, latency)
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(deliver.time, "monotonic", clock)
-    return clock
+def test_a_burst_of_refusals_within_one_round_trip_is_one_cut() -> None:
+    """16 in flight, 14 refused: all 14 were sent before the first refusal came back, so
+    they say one thing once. A request sent under the lowered limit may say it again."""
+
+    async def scenario() -> None:
+        limit = AdaptiveLimit(16)
+        tickets = [await limit.acquire() for _ in range(16)]
+        for ticket in tickets[:14]:
+            await limit.release(ticket, True, None)
+        assert limit.limit == 8 and limit.cuts == 1
+        for ticket in tickets[14:]:
+            await limit.release(ticket, False, 0.1)
+        await settle(limit, congested=True)  # sent after the cut: a new window
+        assert limit.cuts == 2 and 4 <= limit.limit < 5
+        assert limit.lowest == 4
+
+    asyncio.run(scenario())
 
 
-def settle(limit: AdaptiveLimit, congested: bool, latency: float | None = None) -> None:
-    async def one() -> None:
-        await limit.acquire()
-        await limit.release(congested, latency)
+def test_the_window_is_counted_in_requests_not_seconds() -> None:
+    """A refusal that comes back late from a request sent before the cut is still the old
+    window, however long ago the cut was (no clock is read)."""
 
-    asyncio.run(one())
+    async def scenario() -> None:
+        limit = AdaptiveLimit(8)
+        early = await limit.acquire()
+        await settle(limit, congested=True)
+        assert limit.limit == 4
+        await limit.release(early, True, None)  # in flight at the cut: no second cut
+        assert limit.limit == 4 and limit.cuts == 1
+        for _ in range(6):
+            await settle(limit, congested=True)
+        assert limit.limit == 1  # never below one request in flight
 
-
-def test_a_struggling_server_halves_the_limit_once_a_second(clock: Clock) -> None:
-    limit = AdaptiveLimit(8)
-    settle(limit, congested=True)
-    assert limit.limit == 4
-    settle(limit, congested=True)  # the same second: one burst of 503s is one signal
-    assert limit.limit == 4
-    clock.now += 1.5
-    settle(limit, congested=True)
-    assert limit.limit == 2 and limit.lowest == 2
-    for _ in range(5):
-        clock.now += 1.5
-        settle(limit, congested=True)
-    assert limit.limit == 1  # never below one request in flight
+    asyncio.run(scenario())
 
 
-def test_the_limit_grows_back_when_the_server_recovers(clock: Clock) -> None:
-    limit = AdaptiveLimit(8)
-    settle(limit, congested=True)
-    assert limit.limit == 4
-    grown = 0
-    while limit.limit < 8:
-        settle(limit, congested=False, latency=0.05)
-        grown += 1
-    assert 10 < grown < 40  # additive: about one more per round of requests
-    settle(limit, congested=False, latency=0.05)
-    assert limit.limit == 8  # and never above what the user allowed
+def test_the_limit_grows_back_additively_to_the_ceiling() -> None:
+    async def scenario() -> None:
+        limit = AdaptiveLimit(8)
+        await settle(limit, congested=True)
+        assert limit.limit == 4
+        grown = 0
+        while limit.limit < 8:
+            await settle(limit, congested=False, latency=0.05)
+            grown += 1
+        assert 10 < grown < 40  # additive: about one more per window of requests
+        await settle(limit, congested=False, latency=0.05)
+        assert limit.limit == 8  # and never above what the user allowed
+
+    asyncio.run(scenario())
 
 
-def test_latency_far_above_its_usual_counts_as_struggling(clock: Clock) -> None:
-    limit = AdaptiveLimit(4)
-    for _ in range(5):
-        settle(limit, congested=False, latency=0.1)
-    assert limit.limit == 4
-    settle(limit, congested=False, latency=2.0)  # 20x the baseline
-    assert limit.limit == 2
+def test_latency_far_above_its_usual_counts_as_struggling() -> None:
+    async def scenario() -> None:
+        limit = AdaptiveLimit(4)
+        for _ in range(5):
+            await settle(limit, congested=False, latency=0.1)
+        assert limit.limit == 4
+        await settle(limit, congested=False, latency=2.0)  # 20x the baseline
+        assert limit.limit == 2
+
+    asyncio.run(scenario())
 
 
 def test_acquire_waits_while_the_limit_is_reached() -> None:
     async def scenario() -> list[str]:
         limit = AdaptiveLimit(1)
         order: list[str] = []
-        await limit.acquire()
+        ticket = await limit.acquire()
 
         async def second() -> None:
             await limit.acquire()
@@ -88,11 +100,47 @@ def test_acquire_waits_while_the_limit_is_reached() -> None:
         task = asyncio.create_task(second())
         await asyncio.sleep(0.01)
         order.append("first out")
-        await limit.release(False, 0.01)
+        await limit.release(ticket, False, 0.01)
         await task
         return order
 
     assert asyncio.run(scenario()) == ["first out", "second in"]
+
+
+def refused_share_in_phase(sb: Sandbox, seconds: float) -> tuple[int, int]:
+    """(requests that arrived in the capacity phase, those refused for capacity)."""
+
+    def at(row: dict[str, Any]) -> float:
+        return datetime.fromisoformat(row["received_at"].replace("Z", "+00:00")).timestamp()
+
+    rows = sb.requests()
+    first = min(at(row) for row in rows)
+    phase = [row for row in rows if at(row) - first < seconds]
+    return len(phase), sum(row["fault"] == "capacity" for row in phase)
+
+
+@pytest.mark.e2e
+def test_a_server_that_takes_two_at_once_refuses_at_most_half_the_requests(
+    tmp_path: Path,
+) -> None:
+    """Ceiling 16, 100 ms round trips, fast retries, and a server that takes only 2 requests
+    at once for its first 3 seconds (503 beyond). Cutting once a second, 60-65% of the
+    requests of that phase were refused; once per round-trip window, about 38%."""
+    faults = Faults(latency=0.1, capacity=2, capacity_seconds=3.0)
+    with Sandbox(api_key="rbk_test_capacity_00", customer_id="c", faults=faults) as sb:
+        data = write_ndjson(tmp_path / "e.ndjson", [event(f"u{i}", i) for i in range(2000)])
+        result, summary = cli_json(
+            "send", str(data), "--max-users", "10", "--concurrency", "16",
+            "--retry-initial-delay", "0.05", sb=sb, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        in_phase, refused = refused_share_in_phase(sb, 3.0)
+        print(f"capacity phase: {refused} of {in_phase} requests refused")
+        assert refused > 0  # the fault did bite
+        assert refused <= in_phase / 2
+        assert summary["concurrency_lowest"] <= 2
+        assert seqs(sb) == list(range(2000))
+        assert summary["records_read"] == summary["events_accepted"] == 2000
 
 
 @pytest.mark.e2e

@@ -13,15 +13,8 @@ import orjson
 import pytest
 
 from revbridge_cli.batch import Batch
-from revbridge_cli.deliver import (
-    AdaptiveLimit,
-    Attempt,
-    Outcome,
-    Sender,
-    _in_doubt,
-    _unbind,
-    split,
-)
+from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender, split
+from revbridge_cli.exchange import in_doubt, unbind
 from revbridge_cli.pack import Packer
 from revbridge_cli.records import UserPart, shape
 from revbridge_cli.retry import RetryPolicy
@@ -84,7 +77,7 @@ def test_split_lone_event_is_impossible() -> None:
     ],
 )
 def test_in_doubt_only_when_the_body_may_have_arrived(exc: Exception, doubt: bool) -> None:
-    assert _in_doubt(exc) is doubt  # type: ignore[arg-type]
+    assert in_doubt(exc) is doubt  # type: ignore[arg-type]
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -187,16 +180,19 @@ def test_400_naming_only_some_users_keeps_every_user_aside() -> None:
     assert outcome.rejected[0] == "400 validation failed: request refused as a whole"
 
 
-def test_202_errors_out_of_range_or_malformed_are_ignored() -> None:
+def test_202_errors_that_cannot_be_mapped_keep_every_unnamed_user_aside() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         errors = [{"userIndex": 5, "message": "x"}, {"userIndex": "0"}, "junk",
                   {"userIndex": 0, "message": "real"}]  # fmt: skip
         return httpx.Response(202, json={"trace_id": "t", "errors": errors})
 
-    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1), ("b", 1)))
-    assert outcome.rejected == {0: "real"}
-    assert outcome.accepted_users == 1
-    assert attempts[0].users_rejected == 1
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1), ("b", 1), ("c", 1)))
+    assert outcome.rejected[0] == "real"
+    assert set(outcome.rejected) == {0, 1, 2}
+    assert outcome.rejected[1].startswith("the server's answer could not be mapped to users")
+    assert "userIndex 5 is outside 0..2" in outcome.rejected[1]
+    assert outcome.accepted_users == 0
+    assert attempts[0].users_rejected == 3
 
 
 def test_401_is_fatal_and_names_key_and_customer_id() -> None:
@@ -221,13 +217,13 @@ def test_trace_id_from_header_when_the_body_has_none() -> None:
 
 def test_a_read_response_is_freed_without_waiting_for_the_cyclic_gc() -> None:
     """httpx 0.28 ties a response and its stream in a cycle (encode/httpx#3733), which keeps
-    the request body alive until a collection; `_unbind` breaks it, so refcounting frees it."""
+    the request body alive until a collection; `unbind` breaks it, so refcounting frees it."""
 
     async def scenario() -> weakref.ref[httpx.Response]:
         transport = httpx.MockTransport(lambda request: httpx.Response(202, json={}))
         async with httpx.AsyncClient(transport=transport) as client:
             response = await client.post("http://x/ingest/events", content=b"{}")
-            _unbind(response)
+            unbind(response)
             return weakref.ref(response)
 
     gc.disable()
@@ -236,3 +232,48 @@ def test_a_read_response_is_freed_without_waiting_for_the_cyclic_gc() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.DecodingError("bad gzip"),
+        httpx.TooManyRedirects("loop"),
+        httpx.RemoteProtocolError("garbage status line"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_no_httpx_error_escapes_send(exc: Exception) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
+    assert outcome.undelivered is not None
+    assert type(exc).__name__ in outcome.undelivered
+    assert attempts[-1].error is not None
+
+
+def test_the_deadline_bounds_the_whole_exchange() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(202, json={})
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            sender = Sender(client, "http://x", {}, RetryPolicy(0), AdaptiveLimit(1), deadline=0.05)
+            (outcome,) = await sender.send(batch_of(("a", 1)))
+            return outcome
+
+    outcome = asyncio.run(go())
+    assert outcome.undelivered is not None
+    assert "no complete answer within --timeout 0.05 s" in outcome.undelivered
+    assert "may have been stored" in outcome.undelivered  # no trace of the body: in doubt
+
+
+def test_a_503_until_retries_run_out_says_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": "service temporarily unavailable"})
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
+    assert outcome.undelivered == "gave up after 1 retry: HTTP 503"
+    assert outcome.unanswered is False and len(attempts) == 2

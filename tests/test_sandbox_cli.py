@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,6 +128,30 @@ def test_fault_flags_reach_the_server() -> None:
     assert process.returncode == 0
     assert re.search(r"#1 POST /ingest/events 503 .* fault=fail", err)
     assert re.search(r"#2 POST /ingest/events 202 users=1/0 events=1", err)
+
+
+@pytest.mark.e2e
+def test_capacity_flags_reach_the_server() -> None:
+    with running(
+        "--api-key", "k", "--customer-id", "c", "--capacity", "1", "--capacity-seconds", "60",
+        "--latency", "2", "--verbose",
+    ) as (process, env):  # fmt: skip
+        statuses: list[int] = []
+
+        def one() -> None:
+            with httpx.Client(base_url=env["REVBRIDGE_BASE_URL"], timeout=30) as client:
+                statuses.append(
+                    post(client, VENDOR_REQUEST, headers=auth_headers("k", "c")).status_code
+                )
+
+        threads = [threading.Thread(target=one) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        _, err = interrupt(process)
+    assert 503 in statuses and 202 in statuses
+    assert re.search(r"POST /ingest/events 503 .* fault=capacity", err)
 
 
 @pytest.mark.e2e

@@ -503,7 +503,7 @@ def test_profiles_fold_in_bulk_and_read_right_before_and_after(
 ) -> None:
     """Profile updates are appended with each request and folded into `profiles` in bulk: the
     merge must be the same whether a read comes before a fold, after one, or across several."""
-    from revbridge_cli.sandbox import store
+    from revbridge_cli.sandbox import reads, store
 
     monkeypatch.setattr(store, "FOLD_EVERY", 2)  # fold after every second user
     for n in range(5):
@@ -512,7 +512,7 @@ def test_profiles_fold_in_bulk_and_read_right_before_and_after(
     profile = sb.profiles()['["u1",null,null,null]']
     assert profile["user_properties"] == {"n": 4, **{f"only_{n}": True for n in range(5)}}
     assert len(sb.profiles()) == 6
-    assert store.db_stats(sb.db_path)["profiles"] == 6
+    assert reads.db_stats(sb.db_path)["profiles"] == 6
     conn = sqlite3.connect(sb.db_path)
     try:
         assert conn.execute("SELECT count(*) FROM profile_updates").fetchone() == (0,)
@@ -522,7 +522,7 @@ def test_profiles_fold_in_bulk_and_read_right_before_and_after(
 
 def test_profiles_read_right_with_updates_not_folded_yet(tmp_path: Path) -> None:
     """A sandbox killed mid-run leaves updates unfolded; reading the file still merges them."""
-    from revbridge_cli.sandbox import store
+    from revbridge_cli.sandbox import reads
 
     db = tmp_path / "kept.db"
     with (
@@ -543,6 +543,6 @@ def test_profiles_read_right_with_updates_not_folded_yet(tmp_path: Path) -> None
         conn.commit()
     finally:
         conn.close()
-    profiles = store.read_profiles(db)
+    profiles = reads.read_profiles(db)
     assert profiles['["u1",null,null,null]']["user_properties"] == {"tier": "platinum"}
-    assert store.db_stats(db)["profiles"] == 1
+    assert reads.db_stats(db)["profiles"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -228,3 +229,48 @@ def test_reject_user_ids_refuses_listed_users_the_rules_pass(
     response = post(client, {"users": [valid_user("u1")]})
     assert response.status_code == 400
     assert response.json()["error"] == "validation failed"
+
+
+def test_capacity_is_a_pure_rule_of_in_flight_and_time() -> None:
+    faults = Faults(capacity=2, capacity_seconds=3.0)
+    assert not faults.over_capacity(1, 0.0)
+    assert faults.over_capacity(2, 0.0)
+    assert not faults.over_capacity(2, 3.0)  # the window is over
+    assert not Faults().over_capacity(100, 0.0)
+    with pytest.raises(ValueError, match="capacity"):
+        Faults(capacity=0)
+
+
+def concurrent_posts(sb: Sandbox, n: int) -> list[int]:
+    """`n` requests started at once, each on its own connection; their statuses."""
+    statuses: list[int] = []
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> None:
+        with httpx.Client(base_url=sb.url, timeout=30) as client:
+            barrier.wait()
+            statuses.append(post(client, one_user(i), headers=sb.headers).status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)
+
+
+@pytest.mark.e2e
+def test_capacity_refuses_what_arrives_while_n_are_in_progress() -> None:
+    faults = Faults(capacity=1, latency=2.0)  # long enough for the others to arrive meanwhile
+    with Sandbox(faults=faults) as sb:
+        statuses = concurrent_posts(sb, 3)
+        assert statuses.count(503) >= 1 and 202 in statuses
+        refused = [r for r in sb.requests() if r["status"] == 503]
+        assert {r["fault"] for r in refused} == {"capacity"}
+        assert sb.stats()["users_accepted"] == statuses.count(202)
+
+
+@pytest.mark.e2e
+def test_capacity_ends_after_its_window() -> None:
+    with Sandbox(faults=Faults(capacity=1, capacity_seconds=0.0, latency=0.3)) as sb:
+        assert concurrent_posts(sb, 3) == [202, 202, 202]

@@ -6,6 +6,7 @@ library so tests drive exactly what the command runs.
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -22,8 +23,8 @@ from typer import Option
 
 from revbridge_cli.loopback import is_loopback
 from revbridge_cli.sandbox.faults import FAIL_STATUSES, Faults, parse_numbers
+from revbridge_cli.sandbox.reads import db_stats
 from revbridge_cli.sandbox.runner import Sandbox
-from revbridge_cli.sandbox.store import db_stats
 
 EXAMPLE_BODY = (
     '{"users":[{"identifiers":{"user_id":"u1","email":"a@example.com"},'
@@ -75,9 +76,13 @@ def _banner(sb: Sandbox) -> str:
     return "\n".join(lines)
 
 
+STOP_GRACE_SECONDS = 10.0
+
+
 @contextmanager
 def _stop_signals() -> Iterator[threading.Event]:
-    """SIGINT and SIGTERM set an event instead of raising, so stopping is one clean path.
+    """SIGINT and SIGTERM set an event instead of raising, so stopping is one clean path;
+    a second one while stopping quits at once (exit 1).
 
     Installed before the banner is printed: a Ctrl-C that comes right after must not find
     Python's default handler and end with a KeyboardInterrupt traceback.
@@ -85,6 +90,9 @@ def _stop_signals() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os.write(2, b"signal again while stopping: quitting now\n")
+            os._exit(1)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -93,6 +101,18 @@ def _stop_signals() -> Iterator[threading.Event]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _stop_within(sandbox: Sandbox, seconds: float) -> None:
+    """A stop that cannot hang: if closing takes longer than `seconds` (a stuck writer, a
+    client holding something stop() waits for), the process ends anyway (exit 1)."""
+    stopper = threading.Thread(target=sandbox.stop, name="sandbox-stop", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    if stopper.is_alive():
+        typer.echo(f"error: the sandbox did not stop within {seconds:g} s: quitting now", err=True)
+        sys.stderr.flush()
+        os._exit(1)
 
 
 @app.callback()
@@ -143,6 +163,13 @@ def serve(
         str | None,
         Option(help="Reject these user_ids (comma-separated) although the rules pass them."),
     ] = None,
+    capacity: Annotated[
+        int | None, Option(help="At most N requests in progress at once; 503 beyond.")
+    ] = None,
+    capacity_seconds: Annotated[
+        float | None,
+        Option(help="--capacity only for the first S seconds after the first request."),
+    ] = None,
 ) -> None:
     """A local RevBridge Events API server: runs until Ctrl-C, then exits with code 0.
 
@@ -170,6 +197,8 @@ def serve(
         "reset_after_store": reset_after_store,
         "revoke_after": revoke_after,
         "reject_user_ids": tuple(filter(None, (reject_user_ids or "").split(","))),
+        "capacity": capacity,
+        "capacity_seconds": capacity_seconds,
     }
     if max_body_bytes is not None:
         fault_settings["max_body_bytes"] = max_body_bytes
@@ -204,7 +233,7 @@ def serve(
             while not stop.wait(0.5):
                 pass
         finally:
-            sandbox.stop()
+            _stop_within(sandbox, STOP_GRACE_SECONDS)
     counts = sandbox.stats()
     typer.echo(
         f"stopped: {counts['requests']} requests, {counts['users_accepted']} users and "

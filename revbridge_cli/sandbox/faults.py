@@ -2,7 +2,9 @@
 
 A decision depends only on the seed, the fault settings and the request number, never on
 timing or on which thread asked first, so a test that says "request 3 fails" or "30% fail with
-seed 7" sees the same requests fail on every run, even with concurrent clients.
+seed 7" sees the same requests fail on every run, even with concurrent clients. The one
+exception is `capacity`, which is about timing by nature: a server that can work on only N
+requests at once refuses the N+1st that arrives while N are in progress.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class Faults:
     # Users the server refuses although the contract's rules pass them, by user_id: the
     # importer checks the same rules before sending, so only this shows server-side rejections.
     reject_user_ids: tuple[str, ...] = ()
+    # At most `capacity` requests in progress at once (the others get 503 at once, after
+    # `latency`), for `capacity_seconds` from the first request this policy sees (None: always).
+    capacity: int | None = None
+    capacity_seconds: float | None = None
     _fail_set: frozenset[int] = field(init=False, repr=False, compare=False)
     _hang_set: frozenset[int] = field(init=False, repr=False, compare=False)
     _reset_set: frozenset[int] = field(init=False, repr=False, compare=False)
@@ -66,6 +72,10 @@ class Faults:
         for name in ("latency", "hang_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError("capacity must be at least 1 request in flight")
+        if self.capacity_seconds is not None and self.capacity_seconds < 0:
+            raise ValueError("capacity_seconds must not be negative")
         if self.fail_status not in FAIL_STATUSES:
             allowed = ", ".join(str(s) for s in sorted(FAIL_STATUSES))
             raise ValueError(f"fail_status must be one of {allowed}, got {self.fail_status}")
@@ -99,6 +109,14 @@ class Faults:
         if self._hits("hang", number, self._hang_set, self.hang_rate):
             return Decision(hang=True)
         return Decision()
+
+    def over_capacity(self, in_flight: int, seconds_since_first: float) -> bool:
+        """Is a request that finds `in_flight` others in progress refused (503)?"""
+        if self.capacity is None:
+            return False
+        if self.capacity_seconds is not None and seconds_since_first >= self.capacity_seconds:
+            return False
+        return in_flight >= self.capacity
 
     def fail_message(self) -> str:
         """The 503 wording comes from the contract; the other statuses use the HTTP phrase."""

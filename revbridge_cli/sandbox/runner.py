@@ -19,14 +19,9 @@ from typing import Any, Self, TextIO
 
 from revbridge_cli.contract import PATH
 from revbridge_cli.sandbox.faults import Faults
+from revbridge_cli.sandbox.reads import read_events, read_profiles, read_requests
 from revbridge_cli.sandbox.server import SandboxHTTPServer
-from revbridge_cli.sandbox.store import (
-    NullStore,
-    SqliteStore,
-    read_events,
-    read_profiles,
-    read_requests,
-)
+from revbridge_cli.sandbox.store import NullStore, SqliteStore
 
 DEFAULT_CUSTOMER_ID = "cust_sandbox"
 

@@ -19,38 +19,39 @@ import traceback
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
+from io import BufferedReader
+from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
 import orjson
 
 from revbridge_cli.contract import (
-    ERR_CONTENT_TYPE,
-    ERR_MALFORMED,
     ERR_METHOD,
     ERR_NOT_FOUND,
     ERR_TOO_LARGE,
     ERR_UNAUTHORIZED,
-    ERR_VALIDATION_FAILED,
+    ERR_UNAVAILABLE,
     MAX_BODY_BYTES,
     PATH,
-    is_json_content_type,
-    request_error,
-    user_errors,
+    SERVER_TIMEOUT_SECONDS,
 )
+from revbridge_cli.sandbox.answers import judge
 from revbridge_cli.sandbox.bodies import BadFraming, Body, read_body
-from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE, Decision, Faults
+from revbridge_cli.sandbox.connections import BUSY, IDLE, READING, Connections
+from revbridge_cli.sandbox.faults import Decision, Faults
 from revbridge_cli.sandbox.store import (
     Batch,
     Counters,
     NullStore,
     RequestRecord,
     SqliteStore,
-    build_batch,
     now_iso,
 )
 
 IDLE_TIMEOUT = 120.0
+READ_DEADLINE = SERVER_TIMEOUT_SECONDS  # a request must arrive whole within it
+MAX_CONNECTIONS = 256  # beyond it, a new connection sheds the one waiting longest on its client
+REAP_EVERY = 0.25
 LINGER_SECONDS = 2.0
 
 
@@ -79,9 +80,26 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.log = log
         self.stopping = threading.Event()
         self._number = 0
+        self._in_flight = 0  # numbered requests being worked on, for the `capacity` fault
+        self._capacity_for: Faults | None = None  # the policy whose window is running
+        self._capacity_since = 0.0
         self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
+        self.connections = Connections(MAX_CONNECTIONS, IDLE_TIMEOUT, READ_DEADLINE)
         super().__init__(address, SandboxHandler)
+        self._reaper = threading.Thread(target=self._reap, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        while not self.stopping.wait(REAP_EVERY):
+            self.connections.reap()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Admit the connection before a thread is made for it: at the cap it sheds a
+        client that keeps a thread waiting, so a flood of slow ones cannot lock others out."""
+        if not self.connections.add(request):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
 
     def server_bind(self) -> None:
         """Skip HTTPServer's reverse DNS lookup of the host: it can take seconds."""
@@ -94,20 +112,25 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             self._number += 1
             return self._number
 
-    def track(self, sock: socket.socket, alive: bool) -> None:
+    def admit(self, faults: Faults) -> bool:
+        """Take a place among the requests in progress, or False: over `capacity` (a 503).
+        The capacity window starts with the first request a policy sees."""
         with self._lock:
-            if alive:
-                self._connections.add(sock)
-            else:
-                self._connections.discard(sock)
+            now = time.monotonic()
+            if faults.capacity is not None and self._capacity_for is not faults:
+                self._capacity_for, self._capacity_since = faults, now
+            if faults.over_capacity(self._in_flight, now - self._capacity_since):
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def close_connections(self) -> None:
         """Wake handler threads blocked on idle keep-alive sockets so nothing outlives stop()."""
-        with self._lock:
-            connections = list(self._connections)
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self.connections.close_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that vanishes is normal; anything else is a bug worth a traceback."""
@@ -125,13 +148,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, alive=True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.track(self.connection, alive=False)
+            self.server.connections.remove(self.connection)
+
+    def _phase(self, phase: int) -> None:
+        self.server.connections.phase(self.connection, phase)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the one-line-per-request log is `_log`, and only with --verbose."""
@@ -141,6 +166,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._linger = False
         self._number: int | None = None
         try:
+            self._phase(IDLE)
+            if not cast(BufferedReader, self.rfile).peek(1):  # idle until a first byte, or EOF
+                self.close_connection = True
+                return
+            self._phase(READING)  # from here the request has READ_DEADLINE to arrive whole
             self.raw_requestline = self.rfile.readline(65537)
             if len(self.raw_requestline) > 65536:
                 self.requestline = self.request_version = self.command = ""
@@ -150,6 +180,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             if not self.parse_request():
+                return
+            if self.connection not in self.server.connections:
+                self.close_connection = True  # shed or past its deadline: the head is cut off
                 return
             if self.request_version == "HTTP/0.9":  # no client speaks it; a scanner might
                 self.send_error(HTTPStatus.BAD_REQUEST)
@@ -192,6 +225,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if decision.revoked:
             self._refuse(401, ERR_UNAUTHORIZED, trace=False, fault="revoked", faults=faults)
             return
+        if not self.server.admit(faults):
+            self._refuse(503, ERR_UNAVAILABLE, fault="capacity", faults=faults)
+            return
+        try:
+            self._admitted(faults, decision)
+        finally:
+            self.server.leave()
+
+    def _admitted(self, faults: Faults, decision: Decision) -> None:
         body = self._read_body(faults.max_body_bytes)
         size = body.size
         if body.data is None:
@@ -226,7 +268,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._delay(faults.latency)
             self._reset()
             return
-        status, payload, record, batch = self._process(body, trace_id, faults)
+        status, payload, record, batch = judge(
+            body,
+            self.headers.get("Content-Type"),
+            trace_id,
+            faults,
+            self._received_at if self.server.storing else None,
+        )
         if decision.reset:
             record.status, record.fault = 0, "reset_after_store"
         elif decision.hang:
@@ -241,46 +289,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         self._delay(faults.latency)
         self._answer(status, payload)
-
-    def _process(
-        self, body: bytes, trace_id: str, faults: Faults
-    ) -> tuple[int, dict[str, Any], RequestRecord, Batch | None]:
-        """Content type, JSON, request shape, then users: the contract's order of 400s."""
-        record = RequestRecord(trace_id, 400, len(body), 0.0, "")
-        if not is_json_content_type(self.headers.get("Content-Type")):
-            return 400, {"error": ERR_CONTENT_TYPE, "trace_id": trace_id}, record, None
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return 400, {"error": ERR_MALFORMED, "trace_id": trace_id}, record, None
-        error = request_error(document)
-        if error is not None:
-            return 400, {"error": error, "trace_id": trace_id}, record, None
-        users: list[Any] = document["users"]
-        errors = user_errors(users)
-        if faults.reject_user_ids:
-            errors = _reject_listed(users, errors, faults.reject_user_ids)
-        record.users_rejected = len(errors)
-        if len(errors) == len(users):
-            payload: dict[str, Any] = {
-                "error": ERR_VALIDATION_FAILED,
-                "trace_id": trace_id,
-                "errors": errors,
-            }
-            return 400, payload, record, None
-        rejected = {error["userIndex"] for error in errors}
-        valid = [user for index, user in enumerate(users) if index not in rejected]
-        record.status = 202
-        record.users_accepted = len(valid)
-        record.events_accepted = sum(len(user["events"]) for user in valid)
-        batch = build_batch(valid, trace_id, self._received_at) if self.server.storing else None
-        payload = {
-            "trace_id": trace_id,
-            "users_accepted": len(valid),
-            "users_rejected": len(errors),
-            "errors": errors,
-        }
-        return 202, payload, record, batch
 
     def _refuse(
         self,
@@ -310,6 +318,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _answer(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
+        self._phase(BUSY)
         body = orjson.dumps(payload)
         self.send_response_only(status)
         self.send_header("Content-Type", "application/json")
@@ -327,6 +336,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _read_body(self, limit: int) -> Body:
         body = read_body(self.rfile, self.headers, limit)
+        self._phase(BUSY)  # read whole: working on it, fault delays included, is never shed
         if body.undrained:
             self.close_connection = self._linger = True
         return body
@@ -381,15 +391,3 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if record.fault:
             parts.append(f"fault={record.fault}")
         print(" ".join(parts), file=self.server.log, flush=True)
-
-
-def _reject_listed(
-    users: list[Any], errors: list[dict[str, Any]], user_ids: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    """The `reject_user_ids` fault: those users get a rejection the contract does not give."""
-    by_index = {error["userIndex"]: error for error in errors}
-    for index, user in enumerate(users):
-        identifiers = user.get("identifiers") if isinstance(user, dict) else None
-        if isinstance(identifiers, dict) and identifiers.get("user_id") in user_ids:
-            by_index.setdefault(index, {"userIndex": index, "message": REJECTED_USER_MESSAGE})
-    return [by_index[index] for index in sorted(by_index)]

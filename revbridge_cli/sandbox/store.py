@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from revbridge_cli.contract import PRIMARY_IDENTIFIERS, has_primary_identifier
+from revbridge_cli.contract import identity_key
 
 STANDARD_EVENT_KEYS = frozenset({"event_name", "timestamp", "revenue", "event_value"})
 
@@ -89,17 +89,9 @@ def now_iso() -> str:
 
 
 def user_key(identifiers: dict[str, Any]) -> str:
-    """Stable across requests: the four primary identifiers in a fixed order, absent as null.
-
-    The common case (strings or nothing) skips the per-value check: this runs once per user.
-    """
-    values = [identifiers.get(name) for name in PRIMARY_IDENTIFIERS]
-    if "" in values or not all(value is None or type(value) is str for value in values):
-        values = [
-            value if has_primary_identifier({name: value}) else None
-            for name, value in zip(PRIMARY_IDENTIFIERS, values, strict=True)
-        ]
-    return orjson.dumps(values).decode()
+    """Stable across requests, and the importer's own rule (`contract.identity_key`): what
+    the importer groups as one user is one profile here."""
+    return identity_key(identifiers).decode()
 
 
 @dataclass(slots=True)
@@ -309,9 +301,7 @@ class SqliteStore:
         self._pending = 0
 
 
-def _apply_updates(
-    profiles: dict[str, list[Any]], updates: list[tuple[str, str, str, str]]
-) -> None:
+def apply_updates(profiles: dict[str, list[Any]], updates: list[tuple[str, str, str, str]]) -> None:
     """Last write wins per key, in arrival order. Merged in Python rather than with SQLite's
     json_patch, which would delete keys sent as null."""
     for key, identifiers, properties, updated_at in updates:
@@ -342,7 +332,7 @@ def fold_profiles(conn: sqlite3.Connection) -> None:
             (chunk,),
         ):
             merged[key] = [orjson.loads(identifiers), orjson.loads(properties), updated_at]
-    _apply_updates(merged, [row[1:] for row in updates])
+    apply_updates(merged, [row[1:] for row in updates])
     conn.execute("BEGIN")
     conn.executemany(
         UPSERT_PROFILE,
@@ -353,99 +343,3 @@ def fold_profiles(conn: sqlite3.Connection) -> None:
     )
     conn.execute("DELETE FROM profile_updates WHERE id <= ?", (updates[-1][0],))
     conn.execute("COMMIT")
-
-
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    conn = _connect_readonly(path)
-    try:
-        rows = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
-    finally:
-        conn.close()
-    return [
-        {
-            "id": row["id"],
-            "trace_id": row["request_trace_id"],
-            "user_key": row["user_key"],
-            "identifiers": orjson.loads(row["identifiers"]),
-            "event_name": row["event_name"],
-            "timestamp": row["timestamp"],
-            "revenue": row["revenue"],
-            "event_value": row["event_value"],
-            "properties": orjson.loads(row["properties"]),
-            "received_at": row["received_at"],
-        }
-        for row in rows
-    ]
-
-
-def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
-    """The merged profiles, counting updates not folded yet (a sandbox killed mid-run)."""
-    conn = _connect_readonly(path)
-    try:
-        merged: dict[str, list[Any]] = {}
-        _apply_updates(
-            merged,
-            conn.execute(
-                "SELECT user_key, identifiers, user_properties, updated_at FROM profiles"
-            ).fetchall(),
-        )
-        pending = conn.execute(
-            "SELECT user_key, identifiers, user_properties, updated_at FROM profile_updates"
-            " ORDER BY id"
-        ).fetchall()
-    finally:
-        conn.close()
-    _apply_updates(merged, pending)
-    return {
-        key: {"identifiers": ids, "user_properties": props, "updated_at": at}
-        for key, (ids, props, at) in sorted(merged.items())
-    }
-
-
-def read_requests(path: Path) -> list[dict[str, Any]]:
-    conn = _connect_readonly(path)
-    try:
-        return [dict(row) for row in conn.execute("SELECT * FROM requests ORDER BY id")]
-    finally:
-        conn.close()
-
-
-def db_stats(path: Path, last: int = 5) -> dict[str, Any]:
-    """What `revbridge sandbox stats` prints: counts from the tables, not from memory."""
-    conn = _connect_readonly(path)
-    try:
-        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        profiles = conn.execute(
-            "SELECT count(*) FROM"
-            " (SELECT user_key FROM profiles UNION SELECT user_key FROM profile_updates)"
-        ).fetchone()[0]
-        by_status = dict(
-            conn.execute("SELECT status, count(*) FROM requests GROUP BY status ORDER BY status")
-        )
-        sums = conn.execute(
-            "SELECT count(*), coalesce(sum(users_accepted), 0), coalesce(sum(users_rejected), 0),"
-            " coalesce(sum(events_accepted), 0), coalesce(sum(bytes), 0) FROM requests"
-        ).fetchone()
-        recent = conn.execute(
-            "SELECT trace_id, status, received_at, fault FROM requests ORDER BY id DESC LIMIT ?",
-            (last,),
-        ).fetchall()
-    finally:
-        conn.close()
-    return {
-        "events": events,
-        "profiles": profiles,
-        "requests": sums[0],
-        "requests_by_status": by_status,
-        "users_accepted": sums[1],
-        "users_rejected": sums[2],
-        "events_accepted": sums[3],
-        "bytes": sums[4],
-        "last_requests": [dict(row) for row in reversed(recent)],
-    }
