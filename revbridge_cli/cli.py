@@ -167,7 +167,9 @@ def send(
     timeout: Annotated[
         float | None,
         typer.Option(
-            "--timeout", **BOUNDS["timeout"].typer(), help="Per-request timeout, s. [default: 30]"
+            "--timeout",
+            **BOUNDS["timeout"].typer(),
+            help="Deadline of a whole request, connect to last byte, s. [default: 30]",
         ),
     ] = None,
     grace: Annotated[
