@@ -122,7 +122,7 @@ def _threads() -> int:
     try:
         from distributed import default_client
 
-        return max(1, sum(default_client().nthreads().values()))
+        return max(1, int(sum(default_client().nthreads().values())))
     except (ImportError, ValueError):
         return os.cpu_count() or 1
 

@@ -110,7 +110,8 @@ def _add(total: Summary, part: Summary, where: str) -> None:
         total.interrupted = where + part.interrupted
     if part.concurrency_lowest is not None:
         low = total.concurrency_lowest
-        total.concurrency_lowest = min(low if low is not None else part.concurrency_lowest,
-                                       part.concurrency_lowest)
+        total.concurrency_lowest = min(
+            low if low is not None else part.concurrency_lowest, part.concurrency_lowest
+        )
     if part.grouping_buffer_mb is not None:
         total.grouping_buffer_mb = max(total.grouping_buffer_mb or 0.0, part.grouping_buffer_mb)
