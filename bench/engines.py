@@ -5,7 +5,9 @@
 
 The same generated events (bench/generate.py, seed 42: flat, 5 per user, interleaved) are
 held in memory once, as a list of dicts for `send_records` and as a pandas frame for Dask, so
-no contender pays for parsing a file. The server is `revbridge sandbox --no-store` in its own
+no contender pays for parsing a file. Dask runs twice per cluster: partitioned on the client's
+own key of each row (computed in Python, the default) and on the `user_id` column (hashed by
+Dask itself, `user_key="user_id"`). The server is `revbridge sandbox --no-store` in its own
 process (bench/measure.py). The Dask cluster (`distributed.LocalCluster`, one thread per
 worker process) is started before the clock runs; each Dask run includes the shuffle on the
 user key, the per-partition sort, the rows' conversion and the sends. The figures go to
@@ -62,8 +64,6 @@ def main() -> None:
                 timed(lambda: send_records(records, connection=conn), n)
             )
         for workers in (1, 2):
-            name = f"dask, {workers} worker{'s' if workers > 1 else ''}"
-            figures[name] = []
             with (
                 LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True,
@@ -72,15 +72,19 @@ def main() -> None:
                 Client(cluster),
             ):  # fmt: skip
                 ddf = dd.from_pandas(frame, npartitions=args.partitions).persist()
-                for _ in range(args.repeat):
-                    figures[name].append(
-                        timed(
-                            lambda ddf=ddf: send_dataframe(
-                                ddf, connection=conn, partitions=args.partitions
-                            ),
-                            n,
+                plural = "s" if workers > 1 else ""
+                for label, key in (("the client's key", None), ('user_key="user_id"', "user_id")):
+                    name = f"dask, {workers} worker{plural}, {label}"
+                    figures[name] = []
+                    for _ in range(args.repeat):
+                        figures[name].append(
+                            timed(
+                                lambda ddf=ddf, key=key: send_dataframe(
+                                    ddf, connection=conn, partitions=args.partitions, user_key=key
+                                ),
+                                n,
+                            )
                         )
-                    )
     lines = [
         f"{n:,} flat events, {n // generate.EVENTS_PER_USER:,} users interleaved (seed "
         f"{generate.SEED}); no-store sandbox in its own process; {os.cpu_count()} cores; "

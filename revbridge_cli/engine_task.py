@@ -68,6 +68,10 @@ def make_plan(
     if map_record is not None and not callable(map_record):
         raise UsageError("map_record must be a function of one record")
     opts = dict(options)
+    if max_in_flight is not None and "concurrency" in opts:
+        raise UsageError(
+            "give concurrency (each task's) or max_in_flight (the cluster's), not both"
+        )
     if max_in_flight is not None:
         opts["concurrency"] = per_task_concurrency(max_in_flight, parallelism)
     check_options(opts)

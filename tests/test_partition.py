@@ -144,6 +144,9 @@ def test_a_plan_is_checked_on_the_driver(tmp_path: Any) -> None:
     with pytest.raises(UsageError, match="rejected_dir"):
         engine_task.make_plan({"rejected": "x"}, connection=None, rejected_dir=None,
                               map_record=None, max_in_flight=None, parallelism=1)  # fmt: skip
+    with pytest.raises(UsageError, match="not both"):
+        engine_task.make_plan({"concurrency": 4}, connection=None, rejected_dir=None,
+                              map_record=None, max_in_flight=8, parallelism=1)  # fmt: skip
     (tmp_path / "part-00000.ndjson").write_text("")
     with pytest.raises(UsageError, match="earlier job"):
         engine_task.make_plan({}, connection=None, rejected_dir=tmp_path, map_record=None,

@@ -173,7 +173,7 @@ def test_a_task_killed_mid_partition_is_rerun_its_duplicates_counted_and_dedupli
         partitions=2,
         max_users=5,  # the first request (5 users) is answered before reading goes on
         event_id_property="event_id",
-        map_record=crash_once(str(marker), at=400),
+        map_record=crash_once(str(marker), at=100),
     )
     assert marker.exists()  # the task did die
     assert result.partitions_retried == (0,)
