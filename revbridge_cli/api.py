@@ -143,6 +143,12 @@ async def asend_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -
     return await _execute(_settings([os.fspath(p) for p in paths], options), records=None)
 
 
+def check_options(options: Mapping[str, Any]) -> None:
+    """Raise `UsageError` for any option `send_records` would refuse, sending nothing and
+    needing no connection: an engine checks its options on the driver before a task starts."""
+    _settings([], {**options, "dry_run": True})
+
+
 # ---- the machinery ----------------------------------------------------------------------------
 
 

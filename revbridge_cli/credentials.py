@@ -51,6 +51,11 @@ class Secret:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Secret is immutable")
 
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        """Picklable, so a `Connection` passed to an engine reaches its tasks (slots and a
+        refusing `__setattr__` would break pickle's default)."""
+        return (Secret, (self._value,))
+
     def reveal(self) -> str:
         """The real value, for the one place that needs it: the Authorization header."""
         return self._value
