@@ -11,20 +11,26 @@ from typing import Annotated
 import typer
 
 from revbridge_cli.errors import UsageError
+from revbridge_cli.formats import FORMATS
 
 # send and validate: what to read, and what to do with what is set aside
 
 Inputs = Annotated[
     list[str],
     typer.Argument(
-        help="NDJSON or JSON files (.gz read transparently), directories, globs, or - for stdin.",
+        help="NDJSON, JSON, CSV, TSV or Parquet files (.gz of the text ones read "
+        "transparently), directories, globs, or - for stdin.",
         show_default=False,
         metavar="FILES",
     ),
 ]
 Format = Annotated[
     str | None,
-    typer.Option("--format", help="ndjson or json; by default detected from the content."),
+    typer.Option(
+        "--format",
+        help="csv, tsv, parquet, ndjson or json; by default detected from the content "
+        "(Parquet by its magic bytes), else the name.",
+    ),
 ]
 Rejected = Annotated[
     str | None,
@@ -64,8 +70,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no s
 
 
 def check_format(fmt: str | None) -> str | None:
-    if fmt not in (None, "ndjson", "json"):
-        raise UsageError(f"--format must be ndjson or json, not {fmt!r}")
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     return fmt
 
 
