@@ -24,6 +24,7 @@ from revbridge_cli.cli_options import (
     BaseUrl,
     ConfigPath,
     CustomerId,
+    DropNulls,
     EpochTimestamps,
     Format,
     Inputs,
@@ -33,7 +34,9 @@ from revbridge_cli.cli_options import (
     Quiet,
     Rejected,
     RequireTimestamp,
+    Timestamps,
     check_format,
+    check_timestamps,
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
@@ -200,6 +203,8 @@ def send(
     ] = False,
     require_timestamp: RequireTimestamp = None,
     epoch_timestamps: EpochTimestamps = None,
+    timestamps: Timestamps = None,
+    drop_nulls: DropNulls = None,
     log_file: LogFile = None,
     event_id_property: Annotated[
         str | None,
@@ -225,6 +230,7 @@ def send(
     try:
         if api_key_file == "-" and "-" in inputs:
             raise UsageError("--api-key-file - and input - cannot both read standard input")
+        check_timestamps(timestamps)
         resolved = _resolve(flags, config, profile)
         if not sandbox and not dry_run:
             require_credentials(resolved.connection)
@@ -263,6 +269,8 @@ _SEND_FLAGS = frozenset(
         "state",
         "require_timestamp",
         "epoch_timestamps",
+        "timestamps",
+        "drop_nulls",
         "log_file",
         "event_id_property",
     )
@@ -312,6 +320,8 @@ def validate(
     rejected: Rejected = None,
     require_timestamp: RequireTimestamp = None,
     epoch_timestamps: EpochTimestamps = None,
+    timestamps: Timestamps = None,
+    drop_nulls: DropNulls = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -322,6 +332,8 @@ def validate(
             "rejected": rejected,
             "require_timestamp": require_timestamp,
             "epoch_timestamps": epoch_timestamps,
+            "timestamps": check_timestamps(timestamps),
+            "drop_nulls": drop_nulls,
         }
         settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
         _check_outputs(settings, {})
@@ -361,6 +373,8 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
             if server is not None:
                 run.use_server(*server)
             summary = _execute(run)
+        if (warning := _near_miss(settings)) is not None:
+            summary.notices.append(warning)
     except BaseException:  # a live display must not leave the terminal without its cursor
         reporters.close()
         raise
@@ -382,6 +396,11 @@ def _execute(run: Run) -> Summary:
     signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
     with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run), throughput_gc():
         return runner.run(run.execute())
+
+
+def _near_miss(settings: SendSettings) -> str | None:
+    tally = settings.shape.near_miss
+    return tally.warning() if tally is not None else None
 
 
 def _mount_sandbox() -> None:

@@ -55,6 +55,23 @@ EpochTimestamps = Annotated[
         help="Convert numeric timestamps (epoch seconds or milliseconds) to ISO 8601 UTC.",
     ),
 ]
+Timestamps = Annotated[
+    str | None,
+    typer.Option(
+        "--timestamps",
+        help="strict: only the API's ISO 8601 [default]; lenient: also YYYY-MM-DD HH:MM:SS[.f], "
+        "offsets +00/+0000/+00:00, a trailing UTC, epoch s/ms/µs (numbers or numeric text), "
+        "all sent as ISO 8601 UTC.",
+    ),
+]
+DropNulls = Annotated[
+    bool | None,
+    typer.Option(
+        "--drop-nulls",
+        help="Leave out a null revenue, event_value, timestamp or user_properties instead of "
+        "setting the record aside.",
+    ),
+]
 LogFile = Annotated[
     str | None,
     typer.Option(
@@ -67,6 +84,12 @@ JsonOut = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
+
+
+def check_timestamps(value: str | None) -> str | None:
+    if value is not None and value not in ("strict", "lenient"):
+        raise UsageError(f"--timestamps must be strict or lenient, not {value!r}")
+    return value
 
 
 def check_format(fmt: str | None) -> str | None:

@@ -159,6 +159,7 @@ def reason_of(message: str) -> str:
     text = re.sub(r"^.*?:\d+: ", "", text)
     text = re.sub(r"^(line too large: |event is )[\d,]+ bytes", r"\1N bytes", text)
     text = re.sub(r"timestamp .* (is not a usable epoch time)", r"timestamp … \1", text)
+    text = re.sub(r"timestamp .* (is not a time we can read)", r"timestamp … \1", text)
     return text.split(" (", 1)[0]
 
 
