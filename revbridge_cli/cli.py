@@ -30,13 +30,18 @@ from revbridge_cli.cli_options import (
     Inputs,
     JsonOut,
     LogFile,
+    MapFile,
+    Preset,
     Profile,
     Quiet,
     Rejected,
+    Rename,
     RequireTimestamp,
     Timestamps,
+    Unmapped,
     check_format,
     check_timestamps,
+    load_mapping,
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
@@ -44,6 +49,7 @@ from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageErr
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
+from revbridge_cli.mapfile import preset_text
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
 
@@ -205,6 +211,10 @@ def send(
     epoch_timestamps: EpochTimestamps = None,
     timestamps: Timestamps = None,
     drop_nulls: DropNulls = None,
+    map_file: MapFile = None,
+    preset: Preset = None,
+    rename: Rename = None,
+    unmapped: Unmapped = None,
     log_file: LogFile = None,
     event_id_property: Annotated[
         str | None,
@@ -231,6 +241,7 @@ def send(
         if api_key_file == "-" and "-" in inputs:
             raise UsageError("--api-key-file - and input - cannot both read standard input")
         check_timestamps(timestamps)
+        mapping = load_mapping(map_file, preset, rename, unmapped)
         resolved = _resolve(flags, config, profile)
         if not sandbox and not dry_run:
             require_credentials(resolved.connection)
@@ -242,6 +253,7 @@ def send(
             fmt=check_format(fmt),
             dry_run=dry_run,
             restart_changed=restart_changed,
+            mapping=mapping,
             **({} if grace is None else {"grace_seconds": grace}),
         )
         _check_outputs(settings, resolved.sources)
@@ -322,6 +334,10 @@ def validate(
     epoch_timestamps: EpochTimestamps = None,
     timestamps: Timestamps = None,
     drop_nulls: DropNulls = None,
+    map_file: MapFile = None,
+    preset: Preset = None,
+    rename: Rename = None,
+    unmapped: Unmapped = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -335,7 +351,10 @@ def validate(
             "timestamps": check_timestamps(timestamps),
             "drop_nulls": drop_nulls,
         }
-        settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
+        mapping = load_mapping(map_file, preset, rename, unmapped)
+        settings = build_settings(
+            inputs, None, options, fmt=check_format(fmt), send=False, mapping=mapping
+        )
         _check_outputs(settings, {})
     except UsageError as exc:
         _fail(str(exc))
@@ -401,6 +420,33 @@ def _execute(run: Run) -> Summary:
 def _near_miss(settings: SendSettings) -> str | None:
     tally = settings.shape.near_miss
     return tally.warning() if tally is not None else None
+
+
+mapping_app = typer.Typer(
+    help="The shipped mappings (presets) for other tools' exports: print one to copy and adjust.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command(
+    "show",
+    epilog="Examples:\n\n\b\n  revbridge mapping show segment\n"
+    "  revbridge mapping show amplitude > amplitude.toml   # then --map amplitude.toml",
+)
+def mapping_show(
+    name: Annotated[
+        str,
+        typer.Argument(help="segment, amplitude, mixpanel, posthog or ga4.", show_default=False),
+    ],
+) -> None:
+    """Print a preset's mapping file (TOML), the same format --map reads."""
+    try:
+        text = preset_text(name)
+    except UsageError as exc:
+        _fail(str(exc))
+    sys.stdout.write(text)
 
 
 def _mount_sandbox() -> None:

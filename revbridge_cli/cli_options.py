@@ -6,12 +6,15 @@ differ from one command to the next; options only `send` has stay beside it in `
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 
+from revbridge_cli import mapfile
 from revbridge_cli.errors import UsageError
 from revbridge_cli.formats import FORMATS
+from revbridge_cli.mapping import Mapping
 
 # send and validate: what to read, and what to do with what is set aside
 
@@ -72,6 +75,42 @@ DropNulls = Annotated[
         "setting the record aside.",
     ),
 ]
+MapFile = Annotated[
+    str | None,
+    typer.Option(
+        "--map",
+        help="A mapping file (TOML): where each API field comes from in your records "
+        "(see revbridge mapping show segment for an example).",
+        show_default=False,
+    ),
+]
+Preset = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="A shipped mapping for another tool's export: segment, amplitude, mixpanel, "
+        "posthog or ga4 (print one with revbridge mapping show NAME).",
+        show_default=False,
+    ),
+]
+Rename = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rename",
+        help="SOURCE=TARGET, repeatable: use a source field as an API field, e.g. "
+        "userId=user_id or amount=revenue (on top of --map or --preset, if given).",
+        show_default=False,
+    ),
+]
+Unmapped = Annotated[
+    str | None,
+    typer.Option(
+        "--unmapped",
+        help="With a mapping: keep (as event properties, the default) or drop the source "
+        "fields it does not name.",
+        show_default=False,
+    ),
+]
 LogFile = Annotated[
     str | None,
     typer.Option(
@@ -84,6 +123,30 @@ JsonOut = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
+
+
+def load_mapping(
+    map_file: str | None, preset: str | None, rename: list[str] | None, unmapped: str | None
+) -> Mapping | None:
+    """The one mapping the options ask for, checked whole before any record is read."""
+    if map_file and preset:
+        raise UsageError(
+            "--map and --preset cannot be combined: copy the preset into your file "
+            f"(revbridge mapping show {preset} > mapping.toml) and adjust it there"
+        )
+    if unmapped not in (None, "keep", "drop"):
+        raise UsageError(f"--unmapped must be keep or drop, not {unmapped!r}")
+    base = mapfile.load_file(map_file) if map_file else None
+    if preset:
+        base = mapfile.load_preset(preset)
+    mapping = mapfile.renames(rename, base) if rename else base
+    if mapping is None:
+        if unmapped:
+            raise UsageError("--unmapped needs a mapping: --map, --preset or --rename")
+        return None
+    if unmapped:
+        mapping = dataclasses.replace(mapping, keep_unmapped=unmapped == "keep")
+    return mapping
 
 
 def check_timestamps(value: str | None) -> str | None:

@@ -19,11 +19,12 @@ lines read through it, which is what `--state` resumes after.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
+
+import orjson
 
 from revbridge_cli.errors import InputError
 from revbridge_cli.lines import RAW_PREFIX_CHARS, RawRecord
@@ -219,10 +220,16 @@ class CsvRows:
             yield record_type(src, self.line, self.offset, record)
 
     def _error(self, line: int, cells: list[str], message: str) -> RawRecord:
-        """The row as CSV text for `raw` (what to fix), cut to RAW_PREFIX_CHARS."""
-        out = io.StringIO()
-        csv.writer(out, delimiter=self._delimiter, lineterminator="").writerow(cells)
-        raw = out.getvalue()
+        """A row that cannot be a record; its `raw` is the row as a JSON object of its cells by
+        header name (`column N` past the header), so the fix loop sends it back as JSON."""
+        header = self._header
+        width = len(header)
+        row: dict[str, Any] = {}
+        for i, cell in enumerate(cells):
+            name = header[i] if i < width and header[i] else f"column {i + 1}"
+            if cell != "":
+                row[name] = number_or_text(cell) if name in NUMERIC_COLUMNS else cell
+        raw = orjson.dumps(row).decode()
         if len(raw) > RAW_PREFIX_CHARS:
             raw = raw[:RAW_PREFIX_CHARS] + "…"
         return RawRecord(self.source, line, self.offset, None, message, raw)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli import contract, timestamps
+from revbridge_cli.mapping import Mapping, MappingError
 from revbridge_cli.nearmiss import KEYS as _NEAR_MISS
 from revbridge_cli.timestamps import epoch_to_iso
 
@@ -49,11 +50,15 @@ class UserPart:
 
 @dataclass(slots=True)
 class Invalid:
-    """A record set aside before sending: the rejected file's row, short of its source."""
+    """A record set aside before sending: the rejected file's row, short of its source.
+
+    `row` is the source record as read, for a record that went through a mapping: the fix
+    loop sends it back through the same mapping (and `user` is then None)."""
 
     message: str
     user: Any = None
     raw: str | None = None
+    row: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class ShapeOptions:
     epoch_timestamps: bool = False
     lenient_timestamps: bool = False
     drop_nulls: bool = False
-    mapping: Any = None  # a `mapping.Mapping`; Any here keeps this module free of it
+    mapping: Mapping | None = None
     near_miss: Any = None  # a `nearmiss.Tally` counting unused identifier-like keys
 
     @property
@@ -115,11 +120,19 @@ def _flat_to_user(record: dict[str, Any]) -> dict[str, Any]:
     return user
 
 
+def _is_rejected_row(record: dict[str, Any]) -> bool:
+    return record.keys() >= _REJECTED_ROW_KEYS and (
+        "user" in record or "raw" in record or "row" in record
+    )
+
+
 def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
     """The user objects a record stands for, before any check."""
-    if record.keys() >= _REJECTED_ROW_KEYS and ("user" in record or "raw" in record):
+    if _is_rejected_row(record):
         if record.get("user") is not None:
             return [record["user"]]
+        if isinstance(record.get("row"), dict):
+            return _users_of(record["row"])
         raw = record.get("raw")
         if not isinstance(raw, str):
             return Invalid("rejected row has neither `user` nor `raw` to send", raw=None)
@@ -276,9 +289,16 @@ def shape(
         return [Invalid(f"not a JSON object (got {type(record).__name__})")]
     if options.near_miss is not None and not _NEAR_MISS.isdisjoint(record):
         options.near_miss.note(record)
-    users = _users_of(record)
-    if isinstance(users, Invalid):
-        return [users]
+    row = None
+    if options.mapping is not None:
+        mapped = _mapped(record, options.mapping)
+        if isinstance(mapped, Invalid):
+            return [mapped]
+        users, row = mapped
+    else:
+        users = _users_of(record)
+        if isinstance(users, Invalid):
+            return [users]
     out: list[UserPart | Invalid] = []
     for user in users:
         message = None
@@ -287,7 +307,7 @@ def shape(
             user, message = _apply_options(user, options)
         message = message or contract.user_error(user)
         if message is not None:
-            out.append(Invalid(message, user=user))
+            out.append(Invalid(message, row=row) if row is not None else Invalid(message, user))
             continue
         identifiers = user["identifiers"]
         events = user["events"]
@@ -303,3 +323,32 @@ def shape(
             )
         )
     return out
+
+
+def _mapped(record: dict[str, Any], mapping: Any) -> tuple[list[Any], Any] | Invalid:
+    """The users a record maps to, and the source row to keep if one is set aside.
+
+    A rejected row is unwrapped first: its `user` is already in the API's shape and goes as it
+    is; its `row` (a source record set aside earlier) or fixed `raw` text is mapped again,
+    so the fix loop goes through the same mapping when the same options are given.
+    """
+    source: Any = record
+    if _is_rejected_row(record):
+        if record.get("user") is not None:
+            return [record["user"]], None
+        if isinstance(record.get("row"), dict):
+            source = record["row"]
+        else:
+            raw = record.get("raw")
+            if not isinstance(raw, str):
+                return Invalid("rejected row has neither `user` nor `raw` to send", raw=None)
+            try:
+                source = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return Invalid(f"`raw` is still not valid JSON ({exc})", raw=raw)
+            if not isinstance(source, dict):
+                return Invalid("`raw` is not a JSON object", raw=raw)
+    try:
+        return [mapping.apply(source)], source
+    except MappingError as exc:
+        return Invalid(str(exc), row=source)

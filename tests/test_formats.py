@@ -84,7 +84,7 @@ def test_a_bad_csv_row_is_set_aside_with_its_file_and_line(
     assert summary["records_read"] == summary["events_accepted"] + summary["rejected_rows"]
     assert [r["source"] for r in rows] == ["x.csv:3", "x.csv:4", "x.csv:5"]
     assert rows[0]["message"] == "x.csv:3: row has 2 fields, the header has 3"
-    assert rows[0]["raw"] == "u2,b"
+    assert rows[0]["raw"] == '{"user_id":"u2","event_name":"b"}'  # to fix, and send back
     assert rows[1]["message"] == "events[0]: revenue must be a number"
     assert rows[2]["message"].startswith("at least one identifier is required")
 
