@@ -73,6 +73,6 @@ class Tally:
             fixes.append(f"--preset {preset} or {rename}" if preset else rename)
         return (
             f"{self.records:,} records carry identifier-like keys that are not identifiers "
-            f"without a mapping: {named}; they were sent as event properties and the user "
-            f"keyed by the other identifiers only. To use them: {'; '.join(fixes)}"
+            f"without a mapping: {named}; they go as event properties, and users are keyed "
+            f"by their other identifiers only. To use them: {'; '.join(fixes)}"
         )
