@@ -324,7 +324,8 @@ def config_command(
 
 @app.command(
     epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
-    "  revbridge validate --require-timestamp exports/"
+    "  revbridge validate --require-timestamp exports/\n"
+    "  revbridge validate --preset segment --show 3 segment-export.ndjson"
 )
 def validate(
     inputs: Inputs,
@@ -338,6 +339,15 @@ def validate(
     preset: Preset = None,
     rename: Rename = None,
     unmapped: Unmapped = None,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show",
+            min=0,
+            help="Print the first N records as they would be sent (one JSON line each, "
+            "on stdout), mapping and options applied, before the check's summary.",
+        ),
+    ] = 0,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -356,6 +366,12 @@ def validate(
             inputs, None, options, fmt=check_format(fmt), send=False, mapping=mapping
         )
         _check_outputs(settings, {})
+        if show:
+            from revbridge_cli.preview import preview
+
+            for line in preview(settings, show):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
     except UsageError as exc:
         _fail(str(exc))
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))

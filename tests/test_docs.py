@@ -152,3 +152,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet -e '.[test]'" in ci
     assert ci.rstrip().endswith("pytest")
+
+
+def test_the_readme_mapping_example_is_a_valid_mapping() -> None:
+    from revbridge_cli.mapfile import parse
+
+    (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    mapping = parse(block, "README.md")
+    assert mapping.fields and mapping.merges and mapping.set_aside

@@ -336,3 +336,26 @@ def test_the_fix_loop_goes_through_the_same_mapping(sandbox: Sandbox, tmp_path: 
     orphan = stored(sandbox)["Orphan"]
     assert orphan["identifiers"] == {"anon_id": "d-77"}
     assert orphan["timestamp"] == "2020-10-13T17:53:20Z"
+
+
+def test_validate_show_prints_records_as_they_would_be_sent(tmp_path: Path) -> None:
+    data = str(DATA / "segment.ndjson")
+    args = ("validate", "--preset", "segment", "--show", "2", "--drop-nulls", data)
+    result = cli(*args, "--rejected", str(tmp_path / "r.ndjson"), cwd=tmp_path)
+    assert result.returncode == 1  # the identify call and the anonymous track are invalid
+    first, second = (orjson.loads(line) for line in result.stdout.splitlines())
+    assert first["source"] == f"{data}:1"
+    assert first["user"]["identifiers"] == {
+        "user_id": "u1",
+        "anon_id": "a1",
+        "email": "u1@example.com",
+    }
+    assert second["user"]["events"][0]["timestamp"] == "2015-12-13T09:46:40Z"
+    assert second["user"]["events"][0]["revenue"] == 49.99
+    shown = cli("validate", "--show", "1", "--preset", "segment", data, "-q", "--rejected",
+                str(tmp_path / "r2.ndjson"), cwd=tmp_path)  # fmt: skip
+    assert len(shown.stdout.splitlines()) == 1
+    last = cli("validate", "--show", "9", "--preset", "segment", data, "-q", "--rejected",
+               str(tmp_path / "r3.ndjson"), cwd=tmp_path)  # fmt: skip
+    lines = [orjson.loads(line) for line in last.stdout.splitlines()]
+    assert len(lines) == 6 and lines[4]["set_aside"].startswith("a Segment identify call")
