@@ -166,7 +166,7 @@ def parse(text: str, name: str) -> Mapping:
     drop_nulls = options.get("drop_nulls", False)
     if not isinstance(drop_nulls, bool):
         raise r.fail("drop_nulls must be true or false", "drop_nulls")
-    json_fields = r.paths(options["json"], "json") if "json" in options else ()
+    json_fields = r.paths(options["json"], "json") if options.get("json") else ()
     fields = tuple(
         _field(r, key, spec) for key, spec in r.table(doc.get("fields", {}), "fields", None).items()
     )
