@@ -359,3 +359,33 @@ def test_validate_show_prints_records_as_they_would_be_sent(tmp_path: Path) -> N
                str(tmp_path / "r3.ndjson"), cwd=tmp_path)  # fmt: skip
     lines = [orjson.loads(line) for line in last.stdout.splitlines()]
     assert len(lines) == 6 and lines[4]["set_aside"].startswith("a Segment identify call")
+
+
+def test_the_fix_loop_for_csv_and_parquet_rows(sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("uid,what,amount\nu1,buy,12\nu2,buy,twelve\n")
+    table = pa.table({"uid": ["u3", None], "what": ["view", "view"], "amount": [1.0, 2.0]})
+    pq.write_table(table, tmp_path / "b.parquet")
+    renames = (
+        "--rename",
+        "uid=user_id",
+        "--rename",
+        "what=event_name",
+        "--rename",
+        "amount=revenue",
+    )
+    result, _, rows = send(sandbox, tmp_path, *renames, "a.csv", "b.parquet")
+    assert result.returncode == 1
+    assert [(r["source"], r["user"], r["row"]) for r in rows] == [
+        ("a.csv:3", None, {"uid": "u2", "what": "buy", "amount": "twelve"}),
+        ("b.parquet:2", None, {"what": "view", "amount": 2.0}),  # the null uid is absent
+    ]
+    rows[0]["row"]["amount"] = "12.5"
+    rows[1]["row"]["uid"] = "u4"
+    write_ndjson(tmp_path / "fixed.ndjson", rows)
+    again = tmp_path / "again.ndjson"
+    args = ("send", *renames, "fixed.ndjson", "--rejected", str(again))
+    result, summary = cli_json(*args, sb=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary["events_accepted"] == 2 and not again.exists()
+    revenue = {e["identifiers"]["user_id"]: e["revenue"] for e in sandbox.events()}
+    assert revenue == {"u1": 12, "u3": 1.0, "u2": 12.5, "u4": 2.0}
