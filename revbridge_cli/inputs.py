@@ -208,7 +208,7 @@ def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
             head = f.read(head_len)
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from None
-    return {
+    identity = {
         "device": st.st_dev,
         "inode": st.st_ino,
         "size": st.st_size,
@@ -216,6 +216,9 @@ def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
         "head_len": len(head),
         "head_sha": hashlib.sha256(head).hexdigest(),
     }
+    if head[:4] == formats.PARQUET_MAGIC:
+        identity["parquet"] = True  # its footer is at the end: it never grows, it is rewritten
+    return identity
 
 
 def same_file(
@@ -227,10 +230,13 @@ def same_file(
     ("replaced"); a smaller size means it was cut ("truncated"); a larger size with the same
     head means appended to ("grown"). Heads are compared only over the same length, so take
     `new` with `head_len=old["head_len"]` when the old file was shorter than 4 KiB; with
-    unequal lengths the head cannot be compared and only inode and size decide. The mtime is
-    not used: `touch` alone must not trigger a re-import.
+    unequal lengths the head cannot be compared and only inode and size decide. A Parquet file
+    of another size was rewritten (its footer is at its end), never grown. The mtime is not
+    used: `touch` alone must not trigger a re-import.
     """
     if (old["device"], old["inode"]) != (new["device"], new["inode"]):
+        return "replaced"
+    if new.get("parquet") and new["size"] != old["size"]:
         return "replaced"
     if new["size"] < old["size"]:
         return "truncated"
