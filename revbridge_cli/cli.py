@@ -37,6 +37,7 @@ from revbridge_cli.cli_options import (
     Rejected,
     Rename,
     RequireTimestamp,
+    Show,
     Timestamps,
     Unmapped,
     check_format,
@@ -49,7 +50,6 @@ from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageErr
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
-from revbridge_cli.mapfile import preset_text
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.summary import Summary
 
@@ -339,15 +339,7 @@ def validate(
     preset: Preset = None,
     rename: Rename = None,
     unmapped: Unmapped = None,
-    show: Annotated[
-        int,
-        typer.Option(
-            "--show",
-            min=0,
-            help="Print the first N records as they would be sent (one JSON line each, "
-            "on stdout), mapping and options applied, before the check's summary.",
-        ),
-    ] = 0,
+    show: Show = 0,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -438,31 +430,13 @@ def _near_miss(settings: SendSettings) -> str | None:
     return tally.warning() if tally is not None else None
 
 
-mapping_app = typer.Typer(
-    help="The shipped mappings (presets) for other tools' exports: print one to copy and adjust.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(mapping_app, name="mapping")
+def _mount_mapping() -> None:
+    from revbridge_cli.mapping_cli import app as mapping_app
+
+    app.add_typer(mapping_app, name="mapping")
 
 
-@mapping_app.command(
-    "show",
-    epilog="Examples:\n\n\b\n  revbridge mapping show segment\n"
-    "  revbridge mapping show amplitude > amplitude.toml   # then --map amplitude.toml",
-)
-def mapping_show(
-    name: Annotated[
-        str,
-        typer.Argument(help="segment, amplitude, mixpanel, posthog or ga4.", show_default=False),
-    ],
-) -> None:
-    """Print a preset's mapping file (TOML), the same format --map reads."""
-    try:
-        text = preset_text(name)
-    except UsageError as exc:
-        _fail(str(exc))
-    sys.stdout.write(text)
+_mount_mapping()
 
 
 def _mount_sandbox() -> None:

@@ -111,6 +111,15 @@ Unmapped = Annotated[
         show_default=False,
     ),
 ]
+Show = Annotated[
+    int,
+    typer.Option(
+        "--show",
+        min=0,
+        help="Print the first N records as they would be sent (one JSON line each, "
+        "on stdout), mapping and options applied, before the check's summary.",
+    ),
+]
 LogFile = Annotated[
     str | None,
     typer.Option(

@@ -66,6 +66,19 @@ def parse_header(line: bytes, delimiter: str, source: str) -> list[str]:
     return names
 
 
+def read_header(
+    source: str, head: bytes, complete: bool, delimiter: str, limit: int
+) -> tuple[list[str], int, int] | None:
+    """The column names from the first bytes of the file, the offset past the header line and
+    the lines up to it; None for a file of blank lines."""
+    line, end, lines = split_header(head)
+    if end == len(head) and not complete and not head.endswith(b"\n"):
+        raise InputError(source, f"the header line is longer than {limit:,} bytes", 1)
+    if not line.strip():
+        return None
+    return parse_header(line.rstrip(b"\r"), delimiter, source), end, lines
+
+
 def split_header(head: bytes) -> tuple[bytes, int, int]:
     """The header line (the first non-blank line, after a BOM), the byte offset past it, and
     the number of lines up to and including it."""

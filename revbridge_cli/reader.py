@@ -35,7 +35,7 @@ import orjson
 
 from revbridge_cli import formats
 from revbridge_cli.contract import MAX_BODY_BYTES
-from revbridge_cli.csvfile import CsvRows, parse_header, split_header
+from revbridge_cli.csvfile import CsvRows, read_header
 from revbridge_cli.inputs import (
     GZIP_MAGIC,
     STDIN,
@@ -192,29 +192,25 @@ class Reader:
 
     def _csv(self, stream: Readable, head: bytes, complete: bool) -> Iterator[RawRecord]:
         """CSV/TSV: the header from the file's start, then the rows from `start_offset`."""
-        src = self.source
-        line, header_end, header_lines = split_header(head)
-        if header_end == len(head) and not complete and not head.endswith(b"\n"):
-            raise InputError(src, f"the header line is longer than {SNIFF_LIMIT:,} bytes", 1)
-        if not line.strip():
+        delimiter = "\t" if self.format == "tsv" else ","
+        header = read_header(self.source, head, complete, delimiter, SNIFF_LIMIT)
+        if header is None:
             return  # nothing but blank lines: no header, no rows
-        header = parse_header(line.rstrip(b"\r"), "\t" if self.format == "tsv" else ",", src)
+        names, header_end, header_lines = header
         if self._start_offset > header_end:
             try:
                 data = self._seek(stream, head)
             except StreamError as e:
-                raise InputError(src, f"{e} before the resume offset") from None
+                raise InputError(self.source, f"{e} before the resume offset") from None
             offset, lines = self._start_offset, self._start_line
         else:
             data, offset, lines = head[header_end:], header_end, header_lines
-        delimiter = "\t" if self.format == "tsv" else ","
-        rows = CsvRows(src, stream, data, offset, lines, header, delimiter, self._hold, self._max)
-        yield from rows
-        self.end_offset, self.lines, self.held_back_bytes = (
-            rows.offset,
-            rows.line,
-            rows.held_back_bytes,
+        rows = CsvRows(
+            self.source, stream, data, offset, lines, names, delimiter, self._hold, self._max
         )
+        yield from rows
+        self.end_offset, self.lines = rows.offset, rows.line
+        self.held_back_bytes = rows.held_back_bytes
 
     def close(self) -> None:
         if self._file is not None and self.path != STDIN:
