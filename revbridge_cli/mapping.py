@@ -201,11 +201,11 @@ class Mapping:
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:
         """The user object `record` maps to; `MappingError` if it cannot be sent."""
         source = self._decoded(record)
-        for rule in self.set_aside:
-            value = lookup(source, rule.path)
+        for aside in self.set_aside:
+            value = lookup(source, aside.path)
             absent = value is _ABSENT or value is None
-            if (rule.missing and absent) or (not absent and value in rule.values):
-                raise MappingError(rule.message.replace("{value}", str(value)))
+            if (aside.missing and absent) or (not absent and value in aside.values):
+                raise MappingError(aside.message.replace("{value}", str(value)))
         identifiers: dict[str, Any] = {}
         profile: dict[str, Any] = {}
         event: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import orjson
 
 from revbridge_cli import reader
-from revbridge_cli.records import Invalid, shape
+from revbridge_cli.records import Invalid, UserPart, shape
 from revbridge_cli.settings import SendSettings
 
 
@@ -28,15 +28,17 @@ def preview(settings: SendSettings, count: int) -> Iterator[str]:
         try:
             for record in reader.Reader(path, settings.fmt):
                 where = f"{record.source}:{record.line}"
+                items: list[UserPart | Invalid]
                 if record.error is not None:
-                    items: list[object] = [Invalid(record.error, raw=record.raw)]
+                    items = [Invalid(record.error, raw=record.raw)]
                 else:
                     items = list(shape(record.value, (file_no, record.line, 0), options))
                 for item in items:
+                    line: dict[str, object]
                     if isinstance(item, Invalid):
                         line = {"source": where, "set_aside": item.message}
                     else:
-                        line = {"source": where, "user": item.as_user()}  # type: ignore[attr-defined]
+                        line = {"source": where, "user": item.as_user()}
                     yield orjson.dumps(line).decode()
                 shown += 1
                 if shown >= count:

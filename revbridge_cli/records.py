@@ -296,9 +296,10 @@ def shape(
             return [mapped]
         users, row = mapped
     else:
-        users = _users_of(record)
-        if isinstance(users, Invalid):
-            return [users]
+        found = _users_of(record)
+        if isinstance(found, Invalid):
+            return [found]
+        users = found
     out: list[UserPart | Invalid] = []
     for user in users:
         message = None
