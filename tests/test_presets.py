@@ -101,6 +101,8 @@ def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     assert viewed["timestamp"] == "2020-10-13T17:50:00.123Z"  # milliseconds
     assert viewed["properties"] == {"page": "/pricing"}
     assert events["Purchased"]["identifiers"] == {"user_id": "u1", "anon_id": "d-42"}
+    assert events["Before Login"]["identifiers"] == {"anon_id": "anon-88"}
+    assert events["Before Login"]["properties"] == {}
     (row,) = rows
     assert row["message"].startswith("at least one identifier is required")
 
