@@ -47,6 +47,7 @@ from revbridge_cli.cli_options import (
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
 from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
+from revbridge_cli.inputs import any_tabular
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
@@ -254,6 +255,7 @@ def send(
             dry_run=dry_run,
             restart_changed=restart_changed,
             mapping=mapping,
+            keep_rows=any_tabular(inputs, fmt),
             **({} if grace is None else {"grace_seconds": grace}),
         )
         _check_outputs(settings, resolved.sources)
@@ -355,7 +357,13 @@ def validate(
         }
         mapping = load_mapping(map_file, preset, rename, unmapped)
         settings = build_settings(
-            inputs, None, options, fmt=check_format(fmt), send=False, mapping=mapping
+            inputs,
+            None,
+            options,
+            fmt=check_format(fmt),
+            send=False,
+            mapping=mapping,
+            keep_rows=any_tabular(inputs, fmt),
         )
         _check_outputs(settings, {})
         if show:

@@ -145,6 +145,28 @@ def _gunzip_head(f: Any, path: str) -> bytes:
     return head
 
 
+def any_tabular(paths: list[str], fmt: str | None) -> bool:
+    """Whether any input is CSV, TSV or Parquet (by `--format`, else its first bytes and name):
+    then a flat record set aside keeps its source row as an object. Standard input is not
+    looked at (that would consume it); an input that cannot be read is for the run to report."""
+    if fmt is not None:
+        return fmt in ("csv", "tsv", "parquet")
+    for path in expand_inputs(paths):
+        if path == STDIN or stat.S_ISFIFO(os.stat(path).st_mode):
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(formats.PROBE_BYTES)
+                if head[:2] == GZIP_MAGIC:
+                    f.seek(0)
+                    head = _gunzip_head(f, path)
+        except (OSError, InputError):
+            continue
+        if head[:4] == formats.PARQUET_MAGIC or formats.text_format(head, path) in ("csv", "tsv"):
+            return True
+    return False
+
+
 def is_empty(path: str) -> bool:
     """True if the input holds no record at all: no bytes, only whitespace (after a BOM), an
     empty JSON array, a CSV/TSV header without rows, or a Parquet file of 0 rows; plain or

@@ -73,6 +73,7 @@ class ShapeOptions:
     drop_nulls: bool = False
     mapping: Mapping | None = None
     near_miss: Any = None  # a `nearmiss.Tally` counting unused identifier-like keys
+    keep_rows: bool = False  # CSV or Parquet inputs: a flat record set aside keeps its row
 
     @property
     def general_only(self) -> bool:
@@ -124,6 +125,11 @@ def _is_rejected_row(record: dict[str, Any]) -> bool:
     return record.keys() >= _REJECTED_ROW_KEYS and (
         "user" in record or "raw" in record or "row" in record
     )
+
+
+def _is_flat(record: dict[str, Any]) -> bool:
+    """A flat event (README "Input shapes"), not a user, a request body or a rejected row."""
+    return "events" not in record and "users" not in record and not _is_rejected_row(record)
 
 
 def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
@@ -300,6 +306,8 @@ def shape(
         if isinstance(found, Invalid):
             return [found]
         users = found
+        if options.keep_rows and _is_flat(record):
+            row = record  # a CSV or Parquet row: set aside as it was read
     out: list[UserPart | Invalid] = []
     for user in users:
         message = None

@@ -73,6 +73,7 @@ def build_settings(
         drop_nulls=bool(given.pop("drop_nulls", False)) or bool(mapping and mapping.drop_nulls),
         mapping=mapping,
         near_miss=None if mapping else Tally(),
+        keep_rows=bool(fixed.pop("keep_rows", False)),
     )
     if connection is not None:
         given.update(

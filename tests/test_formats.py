@@ -6,6 +6,7 @@ import gzip
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -86,6 +87,9 @@ def test_a_bad_csv_row_is_set_aside_with_its_file_and_line(
     assert rows[0]["message"] == "x.csv:3: row has 2 fields, the header has 3"
     assert rows[0]["raw"] == '{"user_id":"u2","event_name":"b"}'  # to fix, and send back
     assert rows[1]["message"] == "events[0]: revenue must be a number"
+    # the source row as an object (user null): fixed and sent back, it is read as it was
+    assert (rows[1]["user"], rows[1]["row"]) == (None, {"user_id": "u3", "event_name": "c",
+                                                      "revenue": "abc"})  # fmt: skip
     assert rows[2]["message"].startswith("at least one identifier is required")
 
 
@@ -199,3 +203,17 @@ def test_a_header_without_rows_is_an_empty_file(sandbox: Sandbox, tmp_path: Path
         result = cli("send", name, sb=sandbox, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert result.stderr == f"revbridge: error: {name}: empty file: no records to read\n"
+
+
+def test_the_fix_loop_for_a_csv_row_without_a_mapping(sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("user_id,event_name,revenue\nu1,a,1\nu2,b,1.2.3\n")
+    _, _, rows = send(sandbox, tmp_path, "x.csv")
+    (row,) = rows
+    assert row["source"] == "x.csv:3" and row["row"] == {"user_id": "u2", "event_name": "b",
+                                                          "revenue": "1.2.3"}  # fmt: skip
+    row["row"]["revenue"] = 1.23
+    (tmp_path / "fixed.ndjson").write_bytes(orjson.dumps(row) + b"\n")
+    result, summary = cli_json("send", "fixed.ndjson", sb=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary["events_accepted"] == 1
+    assert sorted(e["revenue"] for e in sandbox.events()) == [1, 1.23]
