@@ -19,6 +19,8 @@ from test_durable import DUPLICATE_BOUND, SLOW, finish, run, start, wait_for_req
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs the real command
+
 N = 240
 HEADER = b"user_id,event_name,timestamp,event_value,note\n"
 

@@ -14,6 +14,8 @@ from conftest import cli, cli_json, read_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs the real command
+
 CSV = (
     "user_id,event_name,timestamp,revenue,zip,note\n"
     "u1,purchase,2026-01-15T14:30:00Z,49.99,02134,\n"

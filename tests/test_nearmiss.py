@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import cli_json, write_ndjson
 
 from revbridge_cli.nearmiss import Tally
@@ -31,6 +32,7 @@ def test_a_segment_export_sent_as_it_is_warns_once_with_a_count(
     assert len(stored) == 5 and all(set(e["identifiers"]) == {"email"} for e in stored)
 
 
+@pytest.mark.e2e
 def test_csv_columns_and_validate_warn_too(tmp_path: Path) -> None:
     (tmp_path / "w.csv").write_text("user-id,distinct_id,email,event_name\na,b,c@x.io,e\n")
     result, summary = cli_json("validate", "w.csv", cwd=tmp_path)

@@ -16,6 +16,8 @@ from conftest import cli, cli_json, read_ndjson, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.e2e  # every test here runs the real command
+
 DATA = Path(__file__).resolve().parent / "data" / "presets"
 
 
