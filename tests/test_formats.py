@@ -219,3 +219,13 @@ def test_the_fix_loop_for_a_csv_row_without_a_mapping(sandbox: Sandbox, tmp_path
     assert result.returncode == 0, result.stderr
     assert summary["events_accepted"] == 1
     assert sorted(e["revenue"] for e in sandbox.events()) == [1, 1.23]
+
+
+def test_a_bom_crlf_lines_and_a_quoted_newline(sandbox: Sandbox, tmp_path: Path) -> None:
+    data = b'\xef\xbb\xbfuser_id,event_name,revenue\r\nu1,a,1.5\r\n"u2","b ""q""\r\nline",\r\n'
+    (tmp_path / "excel.csv").write_bytes(data)
+    result, summary, rows = send(sandbox, tmp_path, "excel.csv")
+    assert result.returncode == 0, result.stderr
+    assert (summary["events_accepted"], rows) == (2, [])
+    names = {e["identifiers"]["user_id"]: e["event_name"] for e in sandbox.events()}
+    assert names == {"u1": "a", "u2": 'b "q"\r\nline'}  # the header's BOM is not in a name
