@@ -71,8 +71,10 @@ class Tally:
             target, preset = _KEYS[key]
             rename = f"--rename {key}={target}"
             fixes.append(f"--preset {preset} or {rename}" if preset else rename)
+        many = self.records != 1
         return (
-            f"{self.records:,} records carry identifier-like keys that are not identifiers "
+            f"{self.records:,} {'records carry' if many else 'record carries'} identifier-like "
+            "keys that are not identifiers "
             f"without a mapping: {named}; they go as event properties, and users are keyed "
             f"by their other identifiers only. To use them: {'; '.join(fixes)}"
         )

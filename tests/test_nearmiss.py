@@ -57,3 +57,14 @@ def test_tally_counts_records_and_keys() -> None:
     tally.note({"uid": None})
     assert (tally.records, dict(tally.keys)) == (1, {"uid": 1, "device_id": 1})
     assert Tally().warning() is None
+
+
+def test_the_python_api_warns_too(sandbox: Sandbox) -> None:
+    from revbridge_cli import Connection, send_records
+
+    connection = Connection(sandbox.url, api_key=sandbox.api_key, customer_id=sandbox.customer_id)
+    records = [{"userId": "u1", "email": "a@example.com", "event_name": "x"}]
+    result = send_records(records, connection=connection)
+    assert result.ok
+    (notice,) = result.summary.notices
+    assert notice.startswith("1 record carries identifier-like keys") and "userId (1)" in notice
