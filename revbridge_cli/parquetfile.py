@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli.errors import InputError
+from revbridge_cli.formats import PARQUET_MAGIC
 from revbridge_cli.lines import RawRecord
 from revbridge_cli.timestamps import epoch_to_iso
 
@@ -42,6 +43,16 @@ def _plain(value: Any) -> Any:
         except UnicodeDecodeError:
             return base64.b64encode(value).decode("ascii")
     raise TypeError
+
+
+def is_parquet(path: str) -> bool:
+    """A Parquet file is read by path (from its end): its magic is looked at before the file
+    is opened as a stream. False when it cannot be read: the stream's open says why."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == PARQUET_MAGIC
+    except OSError:
+        return False
 
 
 class ParquetRows:

@@ -61,7 +61,7 @@ from revbridge_cli.lines import (
     raw_prefix,
     type_name,
 )
-from revbridge_cli.parquetfile import ParquetRows
+from revbridge_cli.parquetfile import ParquetRows, is_parquet
 from revbridge_cli.streams import BOM as _BOM
 from revbridge_cli.streams import WS as _WS
 from revbridge_cli.streams import (
@@ -156,7 +156,10 @@ class Reader:
 
     def __iter__(self) -> Iterator[RawRecord]:
         try:
-            if self.format == "parquet" or (self.format is None and self._parquet_magic()):
+            is_file = self.path != STDIN and _regular_size(self.path) is not None
+            if self.format == "parquet" or (
+                self.format is None and is_file and is_parquet(self.path)
+            ):
                 yield from self._parquet_rows()
                 return
             stream, head, complete = self._open()
@@ -168,16 +171,6 @@ class Reader:
                 yield from self._ndjson(stream, head)
         finally:
             self.close()
-
-    def _parquet_magic(self) -> bool:
-        """A Parquet file is read by path (from its end): look before opening it as a stream."""
-        if self.path == STDIN or _regular_size(self.path) is None:
-            return False
-        try:
-            with open(self.path, "rb") as f:
-                return f.read(4) == formats.PARQUET_MAGIC
-        except OSError:
-            return False  # the open in _open says why
 
     def _parquet_rows(self) -> Iterator[RawRecord]:
         if self.path == STDIN or _regular_size(self.path) is None:
