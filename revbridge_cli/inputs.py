@@ -297,14 +297,19 @@ def content_fingerprint(path: str, offset: int) -> dict[str, Any] | None:
     `FINGERPRINT_SAMPLES` evenly spread places plus the last block before `offset` (where an
     edit of the latest rows would show). Gzip is fingerprinted on the decompressed stream (a
     re-compressed file has other bytes for the same rows), which means decompressing up to
-    `offset`. None when the stream is shorter than `offset` (it cannot be the same content).
+    `offset`. None when the stream is shorter than `offset` (it cannot be the same content),
+    and for Parquet, whose watermark counts rows, not bytes: a rewritten Parquet file is
+    replaced, never re-exported (its bytes before a row say nothing of the rows).
     """
     starts = {min(k * offset // FINGERPRINT_SAMPLES, offset) for k in range(FINGERPRINT_SAMPLES)}
     starts.add(max(0, offset - FINGERPRINT_BLOCK))
     digest = hashlib.sha256(str(offset).encode())
     try:
         with open(path, "rb") as raw:
-            if raw.read(2) == GZIP_MAGIC:
+            magic = raw.read(4)
+            if magic == formats.PARQUET_MAGIC:
+                return None
+            if magic[:2] == GZIP_MAGIC:
                 raw.seek(0)
                 stream: Any = gzip.GzipFile(fileobj=raw, mode="rb")
             else:
