@@ -6,7 +6,12 @@ the common export: one flat event per line with the identifiers at top level, us
 at random (the case that defeats naive grouping), a tenth of the lines carrying
 `user_properties`, and about 200 bytes per line.
 
-Run alone to (re)generate: `python bench/generate.py --events 1000000`.
+The same events also come as CSV and Parquet (`--formats` in run.py): Parquet carries them
+exactly (`user_properties` as a struct column, null where absent); CSV cannot nest, so its
+`loyalty_tier` and `lifetime_value` columns are what `user_properties` holds, and they arrive
+as event properties (no mapping: the reading is what is measured).
+
+Run alone to (re)generate: `python bench/generate.py --events 1000000` (`--csv`, `--parquet`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,75 @@ def json_array_path(n_events: int, seed: int = SEED) -> Path:
     return DATA_DIR / f"events-{n_events}-s{seed}.json"
 
 
+CSV_COLUMNS = (
+    "user_id", "email", "event_name", "timestamp", "product_id", "category", "channel",
+    "session_id", "revenue", "event_value", "query", "loyalty_tier", "lifetime_value",
+)  # fmt: skip
+PARQUET_GROUP_ROWS = 65_536
+
+
+def csv_path(n_events: int, seed: int = SEED) -> Path:
+    return DATA_DIR / f"events-{n_events}-s{seed}.csv"
+
+
+def parquet_path(n_events: int, seed: int = SEED) -> Path:
+    return DATA_DIR / f"events-{n_events}-s{seed}.parquet"
+
+
+def _write_csv(path: Path, n_events: int, seed: int) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "w", newline="", buffering=1 << 20) as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for event in _events(n_events, seed):
+            props = event.pop("user_properties", None) or {}
+            row = {**event, **props}  # type: ignore[dict-item]
+            writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    os.replace(tmp, path)
+
+
+def _write_parquet(path: Path, n_events: int, seed: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            *((c, pa.string()) for c in CSV_COLUMNS[:8]),
+            ("revenue", pa.float64()),
+            ("event_value", pa.int64()),
+            ("query", pa.string()),
+            (
+                "user_properties",
+                pa.struct([("loyalty_tier", pa.string()), ("lifetime_value", pa.float64())]),
+            ),
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    names = schema.names
+    with pq.ParquetWriter(tmp, schema) as writer:
+        chunk: list[dict[str, object]] = []
+        for event in _events(n_events, seed):
+            chunk.append({name: event.get(name) for name in names})
+            if len(chunk) == PARQUET_GROUP_ROWS:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        if chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+    os.replace(tmp, path)
+
+
+def ensure_format(n_events: int, fmt: str, seed: int = SEED) -> Path:
+    """The cached CSV or Parquet file of the same events, generated first if needed."""
+    path = csv_path(n_events, seed) if fmt == "csv" else parquet_path(n_events, seed)
+    if not path.exists():
+        (_write_csv if fmt == "csv" else _write_parquet)(path, n_events, seed)
+    return path
+
+
 def _write(path: Path, n_events: int, seed: int, array: bool) -> None:
     """Write through a temporary name: an interrupted run never leaves a short cached file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +190,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--json-array", action="store_true", help="one JSON array, not NDJSON")
     parser.add_argument("--force", action="store_true", help="regenerate even if cached")
+    parser.add_argument("--csv", action="store_true", help="the same events as CSV")
+    parser.add_argument("--parquet", action="store_true", help="the same events as Parquet")
     args = parser.parse_args()
+    for fmt in ("csv", "parquet"):
+        if getattr(args, fmt):
+            made = ensure_format(args.events, fmt, args.seed)
+            print(f"{made} ({made.stat().st_size / 1e6:,.1f} MB)")
+    if args.csv or args.parquet:
+        return
     path = json_array_path(args.events, args.seed) if args.json_array else ndjson_path(args.events)
     if args.force and path.exists():
         path.unlink()

@@ -5,6 +5,7 @@ side by side on the same generated input, against a no-store sandbox in its own 
     python bench/run.py --quick                 # the latency scenario runs once
     python bench/run.py --memory-check          # + revbridge on 5x the input (RSS flatness)
     python bench/run.py --json-array            # + a ~2 GB JSON array file (RSS flatness)
+    python bench/run.py --formats               # + the same events as CSV and Parquet
 
 Every figure is the median of --repeat runs, and every ratio compares figures of this same
 run, so a noisy machine shifts both sides together. Results are printed, and written to
@@ -132,6 +133,20 @@ class Bench:
                 self.revbridge(path, sb, rb)
         return [naive, rb]
 
+    def formats(self, ndjson: Path, n: int) -> list[Figure]:
+        """The same events as NDJSON, CSV and Parquet, instant server: rate and peak RSS of
+        each format side by side (issue 15: within 1.3x of NDJSON's memory)."""
+        paths = [ndjson, generate.ensure_format(n, "csv"), generate.ensure_format(n, "parquet")]
+        figs = [
+            Figure(f"revbridge send, {p.suffix[1:].upper()}", n, p.stat().st_size, n) for p in paths
+        ]
+        with SandboxProcess(0.0) as sb:
+            for i in range(self.args.repeat):
+                print(f"  formats, run {i + 1}/{self.args.repeat}", file=sys.stderr)
+                for path, fig in zip(paths, figs, strict=True):
+                    self.revbridge(path, sb, fig)
+        return figs
+
     def single(self, path: Path, n: int, name: str) -> Figure:
         """revbridge alone on a bigger input, once: for peak RSS against input size."""
         fig = Figure(name, n, path.stat().st_size, n)
@@ -158,6 +173,54 @@ def _prefix_bytes(path: Path, n: int) -> int:
                 break
             size += len(line)
     return size
+
+
+FORMATS_TITLE = "the same events as NDJSON, CSV and Parquet (server latency 0)"
+
+
+def _format_targets(figs: list[Figure]) -> list[Target]:
+    ndjson, *others = figs
+    out = []
+    for fig in others:
+        growth = fig.peak_rss / ndjson.peak_rss
+        out.append(
+            Target(
+                f"peak RSS {fig.name.rsplit(' ', 1)[1]} <= {RSS_GROWTH:g}x NDJSON's",
+                f"{fig.peak_rss:.1f} MB = {growth:.2f}x ({fig.rate / ndjson.rate:.0%} of its rate)",
+                growth <= RSS_GROWTH,
+            )
+        )
+    return out
+
+
+def _formats_only(
+    args: argparse.Namespace,
+    bench: Bench,
+    path: Path,
+    n: int,
+    head: list[str],
+    info: dict[str, Any],
+) -> None:
+    """`--formats-only`: the formats comparison alone, written beside the main results (to
+    formats.json and formats-table.md) so that it never overwrites them."""
+    figs = bench.formats(path, n)
+    targets = _format_targets(figs)
+    out = [*head, "", FORMATS_TITLE, text_table(figs), "targets:", *target_lines(targets)]
+    if bench.problems:
+        out += ["PROBLEMS:", *(f"  - {p}" for p in bench.problems)]
+    print("\n".join(out))
+    RESULTS.mkdir(exist_ok=True)
+    data = {
+        "machine": info,
+        "options": vars(args),
+        "figures": [f.to_json() for f in figs],
+        "targets": [{"label": t.label, "value": t.value, "met": t.met} for t in targets],
+        "problems": bench.problems,
+    }
+    (RESULTS / "formats.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    table = [*head, "", f"**{FORMATS_TITLE}**", "", markdown_table(figs), "", "Targets:", ""]
+    table += [f"- {line.strip()}" for line in target_lines(targets)]
+    (RESULTS / "formats-table.md").write_text("\n".join(table) + "\n")
 
 
 def _targets(
@@ -214,6 +277,14 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--memory-check", action="store_true", help="also run revbridge on 5x")
     p.add_argument("--json-array", action="store_true", help="also run a JSON array input")
     p.add_argument(
+        "--formats", action="store_true", help="also run the same events as CSV and Parquet"
+    )
+    p.add_argument(
+        "--formats-only",
+        action="store_true",
+        help="run only the formats comparison (NDJSON, CSV, Parquet), not the other scenarios",
+    )
+    p.add_argument(
         "--json-array-events",
         type=int,
         default=10_000_000,
@@ -243,6 +314,9 @@ def main() -> None:
         f"medians of {args.repeat} runs; revbridge extra args: {args.revbridge_args or 'none'}",
     ]
     print("\n".join(head), file=sys.stderr)
+    if args.formats_only:
+        _formats_only(args, bench, path, n, head, info)
+        return
     instant = bench.instant(path, n)
     latency = bench.latency(path, n)
     extra: dict[str, Figure] = {}
@@ -261,6 +335,10 @@ def main() -> None:
     ]
     if extra:
         sections.append(("peak memory against input size (1 run each)", list(extra.values())))
+    if args.formats:
+        figs = bench.formats(path, n)
+        sections.append((FORMATS_TITLE, figs))
+        targets += _format_targets(figs)
     out = [*head, ""]
     for title, figs in sections:
         out += [title, text_table(figs), *(f"  {line}" for line in notes(figs)), ""]

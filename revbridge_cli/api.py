@@ -159,6 +159,9 @@ async def _execute(settings: SendSettings, records: Iterable[Any] | None) -> Res
     run = Run(settings, records=records, rejected_sink=sink)
     run.prepare()  # UsageError, LockedError: raised to the caller, nothing was sent
     summary = await run.execute()
+    tally = settings.shape.near_miss  # identifier-like keys left unused: the CLI's warning too
+    if tally is not None and (warning := tally.warning()) is not None:
+        summary.notices.append(warning)
     return Result(summary, sink.kept if sink is not None else None)
 
 

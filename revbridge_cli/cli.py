@@ -24,20 +24,30 @@ from revbridge_cli.cli_options import (
     BaseUrl,
     ConfigPath,
     CustomerId,
+    DropNulls,
     EpochTimestamps,
     Format,
     Inputs,
     JsonOut,
     LogFile,
+    MapFile,
+    Preset,
     Profile,
     Quiet,
     Rejected,
+    Rename,
     RequireTimestamp,
+    Show,
+    Timestamps,
+    Unmapped,
     check_format,
+    check_timestamps,
+    load_mapping,
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
 from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
+from revbridge_cli.inputs import any_tabular
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
@@ -200,6 +210,12 @@ def send(
     ] = False,
     require_timestamp: RequireTimestamp = None,
     epoch_timestamps: EpochTimestamps = None,
+    timestamps: Timestamps = None,
+    drop_nulls: DropNulls = None,
+    map_file: MapFile = None,
+    preset: Preset = None,
+    rename: Rename = None,
+    unmapped: Unmapped = None,
     log_file: LogFile = None,
     event_id_property: Annotated[
         str | None,
@@ -225,6 +241,8 @@ def send(
     try:
         if api_key_file == "-" and "-" in inputs:
             raise UsageError("--api-key-file - and input - cannot both read standard input")
+        check_timestamps(timestamps)
+        mapping = load_mapping(map_file, preset, rename, unmapped)
         resolved = _resolve(flags, config, profile)
         if not sandbox and not dry_run:
             require_credentials(resolved.connection)
@@ -236,6 +254,8 @@ def send(
             fmt=check_format(fmt),
             dry_run=dry_run,
             restart_changed=restart_changed,
+            mapping=mapping,
+            keep_rows=any_tabular(inputs, fmt),
             **({} if grace is None else {"grace_seconds": grace}),
         )
         _check_outputs(settings, resolved.sources)
@@ -263,6 +283,8 @@ _SEND_FLAGS = frozenset(
         "state",
         "require_timestamp",
         "epoch_timestamps",
+        "timestamps",
+        "drop_nulls",
         "log_file",
         "event_id_property",
     )
@@ -304,7 +326,8 @@ def config_command(
 
 @app.command(
     epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
-    "  revbridge validate --require-timestamp exports/"
+    "  revbridge validate --require-timestamp exports/\n"
+    "  revbridge validate --preset segment --show 3 segment-export.ndjson"
 )
 def validate(
     inputs: Inputs,
@@ -312,6 +335,13 @@ def validate(
     rejected: Rejected = None,
     require_timestamp: RequireTimestamp = None,
     epoch_timestamps: EpochTimestamps = None,
+    timestamps: Timestamps = None,
+    drop_nulls: DropNulls = None,
+    map_file: MapFile = None,
+    preset: Preset = None,
+    rename: Rename = None,
+    unmapped: Unmapped = None,
+    show: Show = 0,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -322,9 +352,26 @@ def validate(
             "rejected": rejected,
             "require_timestamp": require_timestamp,
             "epoch_timestamps": epoch_timestamps,
+            "timestamps": check_timestamps(timestamps),
+            "drop_nulls": drop_nulls,
         }
-        settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
+        mapping = load_mapping(map_file, preset, rename, unmapped)
+        settings = build_settings(
+            inputs,
+            None,
+            options,
+            fmt=check_format(fmt),
+            send=False,
+            mapping=mapping,
+            keep_rows=any_tabular(inputs, fmt),
+        )
         _check_outputs(settings, {})
+        if show:
+            from revbridge_cli.preview import preview
+
+            for line in preview(settings, show):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
     except UsageError as exc:
         _fail(str(exc))
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
@@ -361,6 +408,8 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
             if server is not None:
                 run.use_server(*server)
             summary = _execute(run)
+        if (warning := _near_miss(settings)) is not None:
+            summary.notices.append(warning)
     except BaseException:  # a live display must not leave the terminal without its cursor
         reporters.close()
         raise
@@ -382,6 +431,20 @@ def _execute(run: Run) -> Summary:
     signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
     with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run), throughput_gc():
         return runner.run(run.execute())
+
+
+def _near_miss(settings: SendSettings) -> str | None:
+    tally = settings.shape.near_miss
+    return tally.warning() if tally is not None else None
+
+
+def _mount_mapping() -> None:
+    from revbridge_cli.mapping_cli import app as mapping_app
+
+    app.add_typer(mapping_app, name="mapping")
+
+
+_mount_mapping()
 
 
 def _mount_sandbox() -> None:

@@ -15,25 +15,21 @@ import stat
 import zlib
 from typing import Any, Literal
 
+from revbridge_cli import formats
 from revbridge_cli.errors import InputError, UsageError
 from revbridge_cli.streams import BOM, WS
 
 STDIN = "-"
-INPUT_SUFFIXES = (".ndjson", ".jsonl", ".json")
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 4096
 EMPTY_PROBE_BYTES = 65536
 _GLOB_CHARS = frozenset("*?[")
+DIRECTORY_NAMES = ".ndjson, .jsonl, .json, .csv, .tsv, .parquet, or those .gz"
 
 
 def display_name(path: str) -> str:
     """The name used in records and messages: `-` reads better as `<stdin>`."""
     return "<stdin>" if path == STDIN else path
-
-
-def _is_input_name(name: str) -> bool:
-    base = name[:-3] if name.endswith(".gz") else name
-    return base.endswith(INPUT_SUFFIXES)
 
 
 def os_error(source: str, exc: OSError, doing: str = "read") -> InputError:
@@ -63,10 +59,10 @@ def _expand_dir(path: str) -> list[str]:
         names = sorted(os.listdir(path))
     except PermissionError:
         raise InputError(path, "permission denied") from None
-    found = [os.path.join(path, n) for n in names if _is_input_name(n)]
+    found = [os.path.join(path, n) for n in names if formats.is_input_name(n)]
     found = [p for p in found if os.path.isfile(p)]
     if not found:
-        raise InputError(path, "no input files in directory (.ndjson, .jsonl, .json, or .gz)")
+        raise InputError(path, f"no input files in directory ({DIRECTORY_NAMES})")
     return found
 
 
@@ -102,9 +98,11 @@ def check_input(path: str) -> None:
     """Open the file and look at its first bytes; raise `InputError` if it cannot be read.
 
     Gzip is recognised by its magic bytes, not by the name: a `.gz` name without the magic is
-    an error (probably a mislabelled or half-written file), magic without the name is fine. An
-    empty file passes: whether that is an error is the caller's decision (see `is_empty`).
-    FIFOs and stdin are not touched, since peeking would consume their data.
+    an error (probably a mislabelled or half-written file), magic without the name is fine. A
+    file that is not text (Avro, ORC, Excel, zip, other binary: `formats.unreadable`) is
+    refused here, before anything is sent. An empty file passes: whether that is an error is
+    the caller's decision (see `is_empty`). FIFOs and stdin are not touched, since peeking
+    would consume their data.
     """
     if path == STDIN:
         return
@@ -113,23 +111,66 @@ def check_input(path: str) -> None:
         return
     try:
         with open(path, "rb") as f:
-            magic = f.read(2)
-            if magic != GZIP_MAGIC:
-                if path.endswith(".gz") and magic:
+            head = f.read(formats.PROBE_BYTES)
+            gzipped = head[:2] == GZIP_MAGIC
+            if not gzipped:
+                if path.endswith(".gz") and head:
                     raise InputError(path, "not a gzip file (named .gz but no gzip magic 1f 8b)")
-                return
-            f.seek(0)
-            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
-                gz.read(1)
+            else:
+                f.seek(0)
+                head = _gunzip_head(f, path)
     except PermissionError:
         raise InputError(path, "permission denied") from None
+    except OSError as e:
+        raise os_error(path, e) from None
+    refusal = formats.unreadable(head, path, gzipped)
+    if refusal is not None:
+        raise InputError(path, refusal)
+
+
+def _gunzip_head(f: Any, path: str) -> bytes:
+    """The first decompressed bytes; a stream that breaks after some is reported later, by the
+    reader, after the records before the break (one that yields nothing is refused here)."""
+    head = b""
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+            while len(head) < formats.PROBE_BYTES:
+                data = gz.read1(formats.PROBE_BYTES - len(head))
+                if not data:
+                    break
+                head += data
     except (EOFError, OSError, zlib.error) as e:
-        raise InputError(path, f"bad gzip header or data: {e}") from None
+        if not head:
+            raise InputError(path, f"bad gzip header or data: {e}") from None
+    return head
+
+
+def any_tabular(paths: list[str], fmt: str | None) -> bool:
+    """Whether any input is CSV, TSV or Parquet (by `--format`, else its first bytes and name):
+    then a flat record set aside keeps its source row as an object. Standard input is not
+    looked at (that would consume it); an input that cannot be read is for the run to report."""
+    if fmt is not None:
+        return fmt in ("csv", "tsv", "parquet")
+    for path in expand_inputs(paths):
+        if path == STDIN or stat.S_ISFIFO(os.stat(path).st_mode):
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(formats.PROBE_BYTES)
+                if head[:2] == GZIP_MAGIC:
+                    f.seek(0)
+                    head = _gunzip_head(f, path)
+        except (OSError, InputError):
+            continue
+        if head[:4] == formats.PARQUET_MAGIC or formats.text_format(head, path) in ("csv", "tsv"):
+            return True
+    return False
 
 
 def is_empty(path: str) -> bool:
-    """True if the input holds no record at all: no bytes, only whitespace (after a BOM), or an
-    empty JSON array; plain or gzipped. Each is what a failed or empty export leaves, and each
+    """True if the input holds no record at all: no bytes, only whitespace (after a BOM), an
+    empty JSON array, a CSV/TSV header without rows, or a Parquet file of 0 rows; plain or
+    gzipped. Each is what a failed or empty export leaves, and each
     reads as zero records, so they are refused alike rather than a 0-byte file failing and a
     file of one newline passing.
 
@@ -153,12 +194,27 @@ def is_empty(path: str) -> bool:
                     head = gz.read(EMPTY_PROBE_BYTES + 1)
     except (EOFError, OSError, zlib.error):
         return False
+    if head[:4] == formats.PARQUET_MAGIC:
+        return _parquet_rows(path) == 0
     if len(head) > EMPTY_PROBE_BYTES:
         return False
+    if formats.text_format(head, path) in ("csv", "tsv"):  # a header and no row
+        return len([line for line in head.split(b"\n") if line.strip(WS)]) <= 1
     text = head.removeprefix(BOM).strip(WS)  # JSON's whitespace: a form feed is not
     if text[:1] == b"[" and text[-1:] == b"]":
         text = text[1:-1].strip(WS)
     return text == b""
+
+
+def _parquet_rows(path: str) -> int | None:
+    """The row count in a Parquet file's footer; None if it has no readable footer (the reader
+    says why)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # pyarrow raises several types for a bad footer; the reader reports it
+        return None
 
 
 def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
@@ -174,7 +230,7 @@ def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
             head = f.read(head_len)
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from None
-    return {
+    identity = {
         "device": st.st_dev,
         "inode": st.st_ino,
         "size": st.st_size,
@@ -182,6 +238,9 @@ def file_identity(path: str, head_len: int = HEAD_BYTES) -> dict[str, Any]:
         "head_len": len(head),
         "head_sha": hashlib.sha256(head).hexdigest(),
     }
+    if head[:4] == formats.PARQUET_MAGIC:
+        identity["parquet"] = True  # its footer is at the end: it never grows, it is rewritten
+    return identity
 
 
 def same_file(
@@ -193,10 +252,13 @@ def same_file(
     ("replaced"); a smaller size means it was cut ("truncated"); a larger size with the same
     head means appended to ("grown"). Heads are compared only over the same length, so take
     `new` with `head_len=old["head_len"]` when the old file was shorter than 4 KiB; with
-    unequal lengths the head cannot be compared and only inode and size decide. The mtime is
-    not used: `touch` alone must not trigger a re-import.
+    unequal lengths the head cannot be compared and only inode and size decide. A Parquet file
+    of another size was rewritten (its footer is at its end), never grown. The mtime is not
+    used: `touch` alone must not trigger a re-import.
     """
     if (old["device"], old["inode"]) != (new["device"], new["inode"]):
+        return "replaced"
+    if new.get("parquet") and new["size"] != old["size"]:
         return "replaced"
     if new["size"] < old["size"]:
         return "truncated"
@@ -235,14 +297,19 @@ def content_fingerprint(path: str, offset: int) -> dict[str, Any] | None:
     `FINGERPRINT_SAMPLES` evenly spread places plus the last block before `offset` (where an
     edit of the latest rows would show). Gzip is fingerprinted on the decompressed stream (a
     re-compressed file has other bytes for the same rows), which means decompressing up to
-    `offset`. None when the stream is shorter than `offset` (it cannot be the same content).
+    `offset`. None when the stream is shorter than `offset` (it cannot be the same content),
+    and for Parquet, whose watermark counts rows, not bytes: a rewritten Parquet file is
+    replaced, never re-exported (its bytes before a row say nothing of the rows).
     """
     starts = {min(k * offset // FINGERPRINT_SAMPLES, offset) for k in range(FINGERPRINT_SAMPLES)}
     starts.add(max(0, offset - FINGERPRINT_BLOCK))
     digest = hashlib.sha256(str(offset).encode())
     try:
         with open(path, "rb") as raw:
-            if raw.read(2) == GZIP_MAGIC:
+            magic = raw.read(4)
+            if magic == formats.PARQUET_MAGIC:
+                return None
+            if magic[:2] == GZIP_MAGIC:
                 raw.seek(0)
                 stream: Any = gzip.GzipFile(fileobj=raw, mode="rb")
             else:

@@ -92,6 +92,7 @@ class Ledger:
                 source=self.source([origin]),
                 user=invalid.user,
                 raw=invalid.raw,
+                source_row=invalid.row,
             )
         )
         self.summary.records_invalid += 1

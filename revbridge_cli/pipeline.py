@@ -320,8 +320,7 @@ class Run:
         tracker = durable.tracker if durable else None
         settled = plan.settled or None
         in_doubt = plan.in_doubt or None
-        general = s.shape.epoch_timestamps or s.shape.require_timestamp or s.event_id_property
-        fast = None if general else fast_flat_event
+        fast = None if s.shape.general_only or s.event_id_property else fast_flat_event
         add = self.packer.add
         records: reader.Reader | IterableSource
         if self._records is not None:

@@ -36,6 +36,8 @@ OPTIONS: Final[Mapping[str, _Option]] = {
     **{name: _Option(b.kind, b) for name, b in BOUNDS.items() if name != "grace_seconds"},
     "require_timestamp": _Option(bool),
     "epoch_timestamps": _Option(bool),
+    "timestamps": _Option(str),
+    "drop_nulls": _Option(bool),
     "state": _Option(str),
     "rejected": _Option(str),
     "log_file": _Option(str),

@@ -1,7 +1,9 @@
 """Reading input files: the I/O edge that turns bytes into parsed records with their origin.
 
 One `Reader` per input (a file path, or `-` for stdin). It sniffs gzip by magic bytes and
-the format by content, then yields a `RawRecord` per NDJSON line or per JSON-document item.
+the format by content (`formats`), then yields a `RawRecord` per NDJSON line, JSON-document
+item, CSV/TSV row (`csvfile`) or Parquet row (`parquetfile`); a file that is not text at all
+is refused with what it looks like before a record is read.
 Bad input never raises out of the loop as a traceback: a bad line becomes a record with
 `error` set, and what cannot be continued past (a corrupt gzip, a broken JSON document)
 raises `InputError` with file and line after every good record before it was yielded.
@@ -31,7 +33,9 @@ from typing import BinaryIO
 
 import orjson
 
+from revbridge_cli import formats
 from revbridge_cli.contract import MAX_BODY_BYTES
+from revbridge_cli.csvfile import CsvRows, read_header
 from revbridge_cli.inputs import (
     GZIP_MAGIC,
     STDIN,
@@ -57,6 +61,7 @@ from revbridge_cli.lines import (
     raw_prefix,
     type_name,
 )
+from revbridge_cli.parquetfile import ParquetRows, is_parquet
 from revbridge_cli.streams import BOM as _BOM
 from revbridge_cli.streams import WS as _WS
 from revbridge_cli.streams import (
@@ -66,7 +71,6 @@ from revbridge_cli.streams import (
     Readable,
     ReadGate,
     StreamError,
-    sniff_format,
 )
 
 __all__ = [
@@ -123,8 +127,8 @@ class Reader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         gate: ReadGate | None = None,
     ) -> None:
-        if fmt not in (None, "ndjson", "json"):
-            raise ValueError(f"fmt must be None, 'ndjson' or 'json', not {fmt!r}")
+        if fmt is not None and fmt not in formats.FORMATS:
+            raise ValueError(f"fmt must be None or one of {formats.FORMATS}, not {fmt!r}")
         self.path = path
         self.source = display_name(path)
         self.format = fmt
@@ -140,21 +144,66 @@ class Reader:
         self._file: BinaryIO | None = None
         self._counter: CountingFile | None = None
         self._gate = gate
+        self._parquet: ParquetRows | None = None
 
     @property
     def bytes_read(self) -> int:
-        """Bytes taken from the underlying file so far (compressed bytes for gzip)."""
+        """Bytes taken from the underlying file so far (compressed bytes for gzip; for Parquet,
+        the share of the file's rows read)."""
+        if self._parquet is not None:
+            return int((self.total_bytes or 0) * self._parquet.fraction_read)
         return self._counter.bytes_read if self._counter else 0
 
     def __iter__(self) -> Iterator[RawRecord]:
         try:
+            is_file = self.path != STDIN and _regular_size(self.path) is not None
+            if self.format == "parquet" or (
+                self.format is None and is_file and is_parquet(self.path)
+            ):
+                yield from self._parquet_rows()
+                return
             stream, head, complete = self._open()
             if self.format == "json":
                 yield from self._document(stream, head, complete)
+            elif self.format in ("csv", "tsv"):
+                yield from self._csv(stream, head, complete)
             else:
                 yield from self._ndjson(stream, head)
         finally:
             self.close()
+
+    def _parquet_rows(self) -> Iterator[RawRecord]:
+        if self.path == STDIN or _regular_size(self.path) is None:
+            msg = "Parquet is read from the end of the file: pass its path, not a pipe or stdin"
+            raise InputError(self.source, msg)
+        self.format = "parquet"
+        rows = self._parquet = ParquetRows(self.path, self.source, self._start_line)
+        try:
+            yield from rows
+        finally:
+            self.lines = self.end_offset = rows.rows_done
+
+    def _csv(self, stream: Readable, head: bytes, complete: bool) -> Iterator[RawRecord]:
+        """CSV/TSV: the header from the file's start, then the rows from `start_offset`."""
+        delimiter = "\t" if self.format == "tsv" else ","
+        header = read_header(self.source, head, complete, delimiter, SNIFF_LIMIT)
+        if header is None:
+            return  # nothing but blank lines: no header, no rows
+        names, header_end, header_lines = header
+        if self._start_offset > header_end:
+            try:
+                data = self._seek(stream, head)
+            except StreamError as e:
+                raise InputError(self.source, f"{e} before the resume offset") from None
+            offset, lines = self._start_offset, self._start_line
+        else:
+            data, offset, lines = head[header_end:], header_end, header_lines
+        rows = CsvRows(
+            self.source, stream, data, offset, lines, names, delimiter, self._hold, self._max
+        )
+        yield from rows
+        self.end_offset, self.lines = rows.offset, rows.line
+        self.held_back_bytes = rows.held_back_bytes
 
     def close(self) -> None:
         if self._file is not None and self.path != STDIN:
@@ -193,10 +242,19 @@ class Reader:
         elif self.path.endswith(".gz") and magic:
             raise InputError(src, "not a gzip file (named .gz but no gzip magic 1f 8b)")
         head, complete, broken = self._sniff(stream)
+        refusal = formats.unreadable(head[: formats.PROBE_BYTES], self.path, self.compressed)
+        if refusal is None and head.startswith(formats.PARQUET_MAGIC):
+            refusal = (
+                f"a Parquet file, which cannot be read as {self.format}: drop --format"
+                if self.format and self.total_bytes is not None
+                else "Parquet is read from the end of the file: pass its path, not a pipe or stdin"
+            )
+        if refusal is not None:
+            raise InputError(src, refusal)
         if broken is not None:  # hand over what was read; the error comes when it is used up
             stream, complete = Broken(broken), False
         try:
-            if self.format != "json":
+            if self.format in ("ndjson", None):
                 head = self._seek(stream, head)
         except StreamError as e:
             raise InputError(src, f"{e} before the resume offset") from None
@@ -227,7 +285,7 @@ class Reader:
                 break
             buf += data
         if self.format is None:
-            self.format = sniff_format(buf)
+            self.format = formats.text_format(buf, self.path)
         return buf, complete, broken
 
     def _seek(self, stream: Readable, head: bytes) -> bytes:

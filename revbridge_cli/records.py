@@ -9,12 +9,16 @@ top level, a user in the API's own shape, or a row of our rejected file (whose `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from revbridge_cli import contract
+from revbridge_cli import contract, timestamps
+from revbridge_cli.mapping import Mapping, MappingError
+from revbridge_cli.nearmiss import KEYS as _NEAR_MISS
+from revbridge_cli.timestamps import epoch_to_iso
+
+__all__ = ["Invalid", "Origin", "ShapeOptions", "UserPart", "epoch_to_iso", "shape", "user_key"]
 
 # (file number, line or record number, byte offset just past the record). A tuple, not an
 # object: one is made per input record on the hot path, and the journal only needs these three.
@@ -46,19 +50,49 @@ class UserPart:
 
 @dataclass(slots=True)
 class Invalid:
-    """A record set aside before sending: the rejected file's row, short of its source."""
+    """A record set aside before sending: the rejected file's row, short of its source.
+
+    `row` is the source record as read, for a record that went through a mapping: the fix
+    loop sends it back through the same mapping (and `user` is then None)."""
 
     message: str
     user: Any = None
     raw: str | None = None
+    row: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ShapeOptions:
-    """What the user asked of the shaping step (`--require-timestamp`, `--epoch-timestamps`)."""
+    """What the user asked of the shaping step: `--require-timestamp`, `--epoch-timestamps`,
+    `--timestamps lenient`, `--drop-nulls`, and a mapping (`--map`, `--preset`, `--rename`)
+    applied to each record before it is shaped."""
 
     require_timestamp: bool = False
     epoch_timestamps: bool = False
+    lenient_timestamps: bool = False
+    drop_nulls: bool = False
+    mapping: Mapping | None = None
+    near_miss: Any = None  # a `nearmiss.Tally` counting unused identifier-like keys
+    keep_rows: bool = False  # CSV or Parquet inputs: a flat record set aside keeps its row
+
+    @property
+    def general_only(self) -> bool:
+        """Every record must take the general path: the fast lane knows none of these."""
+        return bool(
+            self.require_timestamp
+            or self.epoch_timestamps
+            or self.lenient_timestamps
+            or self.mapping is not None
+        )
+
+    @property
+    def adjusts_events(self) -> bool:
+        return bool(
+            self.require_timestamp
+            or self.epoch_timestamps
+            or self.lenient_timestamps
+            or self.drop_nulls
+        )
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
@@ -69,15 +103,6 @@ def user_key(identifiers: dict[str, Any]) -> bytes:
     the thousands of users the packer's buffer keeps (a tuple of the strings costs three
     times as much)."""
     return contract.identity_key(identifiers)
-
-
-def epoch_to_iso(value: float) -> str:
-    """Seconds or milliseconds since 1970 as ISO 8601 UTC; above 1e11 can only be milliseconds."""
-    seconds = value / 1000 if abs(value) >= 1e11 else value
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _flat_to_user(record: dict[str, Any]) -> dict[str, Any]:
@@ -96,11 +121,24 @@ def _flat_to_user(record: dict[str, Any]) -> dict[str, Any]:
     return user
 
 
+def _is_rejected_row(record: dict[str, Any]) -> bool:
+    return record.keys() >= _REJECTED_ROW_KEYS and (
+        "user" in record or "raw" in record or "row" in record
+    )
+
+
+def _is_flat(record: dict[str, Any]) -> bool:
+    """A flat event (README "Input shapes"), not a user, a request body or a rejected row."""
+    return "events" not in record and "users" not in record and not _is_rejected_row(record)
+
+
 def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
     """The user objects a record stands for, before any check."""
-    if record.keys() >= _REJECTED_ROW_KEYS and ("user" in record or "raw" in record):
+    if _is_rejected_row(record):
         if record.get("user") is not None:
             return [record["user"]]
+        if isinstance(record.get("row"), dict):
+            return _users_of(record["row"])
         raw = record.get("raw")
         if not isinstance(raw, str):
             return Invalid("rejected row has neither `user` nor `raw` to send", raw=None)
@@ -121,28 +159,46 @@ def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
     return [_flat_to_user(record)]
 
 
+_TYPED = ("timestamp", "revenue", "event_value")
+
+
 def _apply_options(
     user: dict[str, Any], options: ShapeOptions
 ) -> tuple[dict[str, Any], str | None]:
-    """The user with its epoch timestamps converted, and the first fault; a converted event is
-    a copy, so the record as read is never changed."""
+    """The user with nulls dropped, timestamps normalized and missing ones caught, and the
+    first fault: before the contract's check, since a null revenue or a numeric timestamp is
+    only valid once this is done. A changed user or event is a copy, so the record as read is
+    never changed."""
+    if options.drop_nulls and "user_properties" in user and user["user_properties"] is None:
+        user = {k: v for k, v in user.items() if k != "user_properties"}
     events = user.get("events")
     if not isinstance(events, list):
         return user, None
     first: str | None = None  # every event is converted; the first fault is reported
     out = []
     for index, event in enumerate(events):
-        if isinstance(event, dict):
-            stamp = event.get("timestamp")
-            if options.epoch_timestamps and contract.is_number(stamp):
-                try:
-                    event = {**event, "timestamp": epoch_to_iso(stamp)}
-                except (OverflowError, OSError, ValueError):
-                    first = (
-                        first or f"events[{index}]: timestamp {stamp!r} is not a usable epoch time"
-                    )
-            elif options.require_timestamp and "timestamp" not in event:
+        if not isinstance(event, dict):
+            out.append(event)
+            continue
+        if options.drop_nulls and any(event.get(n, 0) is None for n in _TYPED):
+            event = {k: v for k, v in event.items() if not (k in _TYPED and v is None)}
+        stamp = event.get("timestamp")
+        if "timestamp" not in event:
+            if options.require_timestamp:
                 first = first or f"events[{index}]: timestamp is missing (--require-timestamp)"
+        elif options.lenient_timestamps:
+            try:
+                event = {**event, "timestamp": timestamps.normalize(stamp)}
+            except ValueError as e:
+                first = first or (
+                    f"events[{index}]: timestamp {stamp!r} is not a time we can read "
+                    f"({e}; {timestamps.READABLE})"
+                )
+        elif options.epoch_timestamps and contract.is_number(stamp):
+            try:
+                event = {**event, "timestamp": timestamps.normalize(stamp)}
+            except ValueError:
+                first = first or f"events[{index}]: timestamp {stamp!r} is not a usable epoch time"
         out.append(event)
     return {**user, "events": out}, first
 
@@ -173,6 +229,8 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
     event_name = record.get("event_name")
     if type(event_name) is not str or not event_name:
         return None
+    if not _NEAR_MISS.isdisjoint(record):
+        return None  # a `userId` or the like: the general path counts it for the warning
     stamp = record.get("timestamp", _ABSENT)
     if stamp is _ABSENT:
         untimed = 1
@@ -229,24 +287,36 @@ def shape(
     The check is the contract's own (`contract.user_error`), so what passes here is what the
     server takes; a bad record is set aside alone and the user's other records still go.
     """
-    if type(record) is dict and not options.epoch_timestamps:
+    if type(record) is dict and not options.general_only:
         part = fast_flat_event(record, origin)
         if part is not None and not (part.untimed and options.require_timestamp):
             return [part]
     if not isinstance(record, dict):
         return [Invalid(f"not a JSON object (got {type(record).__name__})")]
-    users = _users_of(record)
-    if isinstance(users, Invalid):
-        return [users]
+    if options.near_miss is not None and not _NEAR_MISS.isdisjoint(record):
+        options.near_miss.note(record)
+    row = None
+    if options.mapping is not None:
+        mapped = _mapped(record, options.mapping)
+        if isinstance(mapped, Invalid):
+            return [mapped]
+        users, row = mapped
+    else:
+        found = _users_of(record)
+        if isinstance(found, Invalid):
+            return [found]
+        users = found
+        if options.keep_rows and _is_flat(record):
+            row = record  # a CSV or Parquet row: set aside as it was read
     out: list[UserPart | Invalid] = []
     for user in users:
         message = None
-        if isinstance(user, dict) and (options.epoch_timestamps or options.require_timestamp):
+        if isinstance(user, dict) and options.adjusts_events:
             # Before the check: a numeric timestamp is only valid once converted.
             user, message = _apply_options(user, options)
         message = message or contract.user_error(user)
         if message is not None:
-            out.append(Invalid(message, user=user))
+            out.append(Invalid(message, row=row) if row is not None else Invalid(message, user))
             continue
         identifiers = user["identifiers"]
         events = user["events"]
@@ -262,3 +332,32 @@ def shape(
             )
         )
     return out
+
+
+def _mapped(record: dict[str, Any], mapping: Any) -> tuple[list[Any], Any] | Invalid:
+    """The users a record maps to, and the source row to keep if one is set aside.
+
+    A rejected row is unwrapped first: its `user` is already in the API's shape and goes as it
+    is; its `row` (a source record set aside earlier) or fixed `raw` text is mapped again,
+    so the fix loop goes through the same mapping when the same options are given.
+    """
+    source: Any = record
+    if _is_rejected_row(record):
+        if record.get("user") is not None:
+            return [record["user"]], None
+        if isinstance(record.get("row"), dict):
+            source = record["row"]
+        else:
+            raw = record.get("raw")
+            if not isinstance(raw, str):
+                return Invalid("rejected row has neither `user` nor `raw` to send", raw=None)
+            try:
+                source = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return Invalid(f"`raw` is still not valid JSON ({exc})", raw=raw)
+            if not isinstance(source, dict):
+                return Invalid("`raw` is not a JSON object", raw=raw)
+    try:
+        return [mapping.apply(source)], source
+    except MappingError as exc:
+        return Invalid(str(exc), row=source)

@@ -30,9 +30,12 @@ def row(
     user_index: int | None = None,
     trace_id: str | None = None,
     raw: str | None = None,
+    source_row: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One row. `kind` says who set it aside: `invalid` (our check, or unreadable input),
-    `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict)."""
+    `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict).
+    `source_row` is the record as read when a mapping could not make a user of it: sent back
+    with the same options, it goes through the mapping again."""
     out: dict[str, Any] = {
         "userIndex": user_index,
         "message": message,
@@ -43,6 +46,8 @@ def row(
     }
     if raw is not None:
         out["raw"] = raw
+    if source_row is not None:
+        out["row"] = source_row
     return out
 
 

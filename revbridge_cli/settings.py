@@ -9,6 +9,8 @@ from typing import Any
 from revbridge_cli import contract, option_bounds
 from revbridge_cli.config import Connection
 from revbridge_cli.credentials import Secret
+from revbridge_cli.errors import ConfigError
+from revbridge_cli.nearmiss import Tally
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.pack import DEFAULT_BUFFER_BYTES
 from revbridge_cli.records import ShapeOptions
@@ -60,9 +62,18 @@ def build_settings(
         initial_delay=given.pop("retry_initial_delay", defaults.initial_delay),
         max_delay=given.pop("retry_max_delay", defaults.max_delay),
     )
+    mapping = fixed.pop("mapping", None)
+    stamps = given.pop("timestamps", None) or (mapping.timestamps if mapping else None)
+    if stamps not in (None, "strict", "lenient"):
+        raise ConfigError(f"timestamps must be strict or lenient, not {stamps!r}")
     shape = ShapeOptions(
         require_timestamp=bool(given.pop("require_timestamp", False)),
         epoch_timestamps=bool(given.pop("epoch_timestamps", False)),
+        lenient_timestamps=stamps == "lenient",
+        drop_nulls=bool(given.pop("drop_nulls", False)) or bool(mapping and mapping.drop_nulls),
+        mapping=mapping,
+        near_miss=None if mapping else Tally(),
+        keep_rows=bool(fixed.pop("keep_rows", False)),
     )
     if connection is not None:
         given.update(

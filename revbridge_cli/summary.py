@@ -159,6 +159,9 @@ def reason_of(message: str) -> str:
     text = re.sub(r"^.*?:\d+: ", "", text)
     text = re.sub(r"^(line too large: |event is )[\d,]+ bytes", r"\1N bytes", text)
     text = re.sub(r"timestamp .* (is not a usable epoch time)", r"timestamp … \1", text)
+    text = re.sub(r"timestamp .* (is not a time we can read)", r"timestamp … \1", text)
+    # a mapping's "events[i]: NAME VALUE is not a number (from PATH)": the value varies
+    text = re.sub(r"^((?:events\[i\]: )?[^\s']+) .+? (is not (?:a|an|JSON) )", r"\1 … \2", text)
     return text.split(" (", 1)[0]
 
 

@@ -360,7 +360,8 @@ def make_bad_input(tmp_path: Path, kind: str) -> tuple[str, str]:
     if kind == "directory without inputs":
         (tmp_path / "logs").mkdir()
         (tmp_path / "logs" / "notes.txt").write_text("not an input\n")
-        return "logs", "logs: no input files in directory (.ndjson, .jsonl, .json, or .gz)"
+        names = ".ndjson, .jsonl, .json, .csv, .tsv, .parquet, or those .gz"
+        return "logs", f"logs: no input files in directory ({names})"
     if kind == "unreadable file":
         write_ndjson(tmp_path / "secret.ndjson", [event("u1", 100)])
         os.chmod(tmp_path / "secret.ndjson", 0)

@@ -153,3 +153,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     # The README's extras, and CI's own on top (the engines': their tests skip without them).
     assert re.search(r"pip install --quiet -e '\.\[test(,spark|,dask)*\]'", ci)
     assert ci.rstrip().endswith("pytest")
+
+
+def test_the_readme_mapping_example_is_a_valid_mapping() -> None:
+    from revbridge_cli.mapfile import parse
+
+    (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    mapping = parse(block, "README.md")
+    assert mapping.fields and mapping.merges and mapping.set_aside

@@ -296,7 +296,7 @@ def test_explicit_format_overrides_sniffing(tmp_path: Path) -> None:
     assert values(list(Reader(path))) == [{"users": [{"id": 1}]}]
     assert values(list(Reader(path, fmt="json"))) == [{"id": 1}]
     with pytest.raises(ValueError):
-        Reader(path, fmt="csv")
+        Reader(path, fmt="xml")
 
 
 # stdin
@@ -345,7 +345,7 @@ def test_byte_progress_reaches_total_for_plain_and_gzip(tmp_path: Path) -> None:
 
 
 def test_expand_inputs_directory_glob_and_stdin(tmp_path: Path) -> None:
-    for name in ("b.ndjson", "a.json", "c.jsonl.gz", "notes.txt", "d.csv"):
+    for name in ("b.ndjson", "a.json", "c.jsonl.gz", "notes.txt", "d.xlsx"):
         write(tmp_path, name, b"{}\n")
     (tmp_path / "sub.json").mkdir()
     write(tmp_path, "sub.json/z.ndjson", b"{}\n")

@@ -1,0 +1,95 @@
+"""Lenient timestamps and --drop-nulls: the pure conversion, then through the CLI and sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import cli_json, read_ndjson, write_ndjson
+
+from revbridge_cli import contract
+from revbridge_cli.sandbox import Sandbox
+from revbridge_cli.timestamps import normalize
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-15T14:30:00Z", "2026-01-15T14:30:00Z"),
+        ("2026-01-15T14:30:00", "2026-01-15T14:30:00Z"),
+        ("2025-01-01 00:17:35.174+00", "2025-01-01T00:17:35.174Z"),
+        ("2023-10-15 14:30:00.123456", "2023-10-15T14:30:00.123456Z"),
+        ("2026-01-15 14:30:00+0000", "2026-01-15T14:30:00Z"),
+        ("2026-01-15T16:30:00+02:00", "2026-01-15T14:30:00Z"),
+        ("2026-01-15 09:30:00-05", "2026-01-15T14:30:00Z"),
+        ("2026-01-15 14:30:00 UTC", "2026-01-15T14:30:00Z"),
+        ("2026-01-16T00:30:00.5+10:00", "2026-01-15T14:30:00.5Z"),
+        (1768487400, "2026-01-15T14:30:00Z"),
+        (1768487400.25, "2026-01-15T14:30:00.250Z"),
+        (1768487400123, "2026-01-15T14:30:00.123Z"),
+        (1768487400123456, "2026-01-15T14:30:00.123456Z"),
+        ("1768487400", "2026-01-15T14:30:00Z"),
+        ("1704103200123456", "2024-01-01T10:00:00.123456Z"),
+    ],
+)
+def test_lenient_reads_what_exports_write(value: object, expected: str) -> None:
+    assert normalize(value) == expected
+    assert contract.is_iso8601(expected)
+
+
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2026-02-30 10:00:00", "2026-01-15", True, None, 1e300, "12:00"]
+)
+def test_lenient_refuses_what_is_no_time(value: object) -> None:
+    with pytest.raises(ValueError):
+        normalize(value)
+
+
+def test_a_fixed_unit_and_a_pattern() -> None:
+    assert normalize(1768487400, unit="ms") == "1970-01-21T11:14:47.400Z"
+    assert normalize("15/01/2026 14:30", pattern="%d/%m/%Y %H:%M") == "2026-01-15T14:30:00Z"
+
+
+def test_send_lenient_timestamps_and_drop_nulls(sandbox: Sandbox, tmp_path: Path) -> None:
+    records = [
+        {"user_id": "u1", "event_name": "a", "timestamp": "2025-01-01 00:17:35.174+00"},
+        {"user_id": "u1", "event_name": "b", "timestamp": 1735690655174, "revenue": None},
+        {"user_id": "u2", "event_name": "c", "timestamp": None, "user_properties": None},
+        {"user_id": "u3", "event_name": "d", "timestamp": "last tuesday"},
+    ]
+    write_ndjson(tmp_path / "dump.ndjson", records)
+    rejected = tmp_path / "rejected.ndjson"
+    args = ("send", "dump.ndjson", "--timestamps", "lenient", "--drop-nulls")
+    result, summary = cli_json(*args, "--rejected", str(rejected), sb=sandbox, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    stored = {e["event_name"]: e for e in sandbox.events()}
+    assert stored["a"]["timestamp"] == "2025-01-01T00:17:35.174Z"
+    assert stored["b"]["timestamp"] == "2025-01-01T00:17:35.174Z"
+    assert stored["b"]["revenue"] is None and "revenue" not in stored["b"]["properties"]
+    assert "c" in stored  # null timestamp and user_properties left out: the server stamps it
+    (row,) = read_ndjson(rejected)
+    assert row["source"] == "dump.ndjson:4"
+    assert row["message"].startswith(
+        "events[0]: timestamp 'last tuesday' is not a time we can read (not a date and time;"
+    )
+    assert summary["records_read"] == summary["events_accepted"] + summary["rejected_rows"]
+
+
+def test_without_the_options_nulls_and_export_times_are_set_aside(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    records = [
+        {"user_id": "u1", "event_name": "a", "timestamp": "2025-01-01 00:17:35.174+00"},
+        {"user_id": "u1", "event_name": "b", "revenue": None},
+    ]
+    write_ndjson(tmp_path / "dump.ndjson", records)
+    rejected = tmp_path / "rejected.ndjson"
+    result, _ = cli_json(
+        "send", "dump.ndjson", "--rejected", str(rejected), sb=sandbox, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    messages = [r["message"] for r in read_ndjson(rejected)]
+    assert messages == [
+        "events[0]: timestamp must be ISO 8601",
+        "events[0]: revenue must be a number",
+    ]
