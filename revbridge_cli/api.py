@@ -26,9 +26,11 @@ from typing import Any
 
 from revbridge_cli import contract
 from revbridge_cli.base_url import check_base_url
+from revbridge_cli.cli_options import load_mapping
 from revbridge_cli.config import Connection as _Connection
 from revbridge_cli.credentials import Secret, check_header_value
 from revbridge_cli.errors import ConfigError, Exit, UsageError
+from revbridge_cli.inputs import any_tabular
 from revbridge_cli.ledger import RejectedRows
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.pipeline import Run
@@ -39,8 +41,9 @@ from revbridge_cli.summary import Summary
 _RENAMED = {"grace": "grace_seconds", "format": "fmt"}
 _POLICY = frozenset(
     {"max_retries", "retry_initial_delay", "retry_max_delay", "require_timestamp",
-     "epoch_timestamps"}
+     "epoch_timestamps", "timestamps", "drop_nulls"}
 )  # fmt: skip
+_MAPPING = ("map", "preset", "rename", "unmapped")  # --map FILE, --preset, --rename, --unmapped
 _NOT_OPTIONS = frozenset({"inputs", "base_url", "api_key", "customer_id", "retry", "shape", "send"})
 
 
@@ -180,20 +183,38 @@ def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
     """Keyword arguments -> the CLI's settings object, checked the CLI's way."""
     options = dict(options)
     parts = {k: options.pop(k, None) for k in ("connection", "base_url", "api_key", "customer_id")}
+    mapping = _mapping(*(options.pop(k, None) for k in _MAPPING))
     known = {f.name for f in fields(SendSettings)} - _NOT_OPTIONS
     given: dict[str, Any] = {}
     for name, value in options.items():
         field_name = _RENAMED.get(name, name)
         if field_name not in known and name not in _POLICY:
-            valid = sorted((known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY)
+            valid = sorted((known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY | {*_MAPPING})
             raise UsageError(f"unknown option {name!r}; the options are: {', '.join(valid)}")
         given[field_name] = os.fspath(value) if isinstance(value, os.PathLike) else value
     connection = _connection(parts, given)
     send = not given.pop("validate_only", False)
+    keep_rows = bool(inputs) and any_tabular(inputs, given.get("fmt"))
     try:
-        return build_settings(inputs, connection, given, send=send)
+        return build_settings(
+            inputs, connection, given, send=send, mapping=mapping, keep_rows=keep_rows
+        )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _mapping(
+    map_file: str | os.PathLike[str] | None,
+    preset: str | None,
+    rename: Mapping[str, str] | Sequence[str] | None,
+    unmapped: str | None,
+) -> Any:
+    """The CLI's mapping options: `map=` a TOML file, `preset=`, `rename=` a dict of source to
+    target (or the CLI's "SRC=DST" strings), `unmapped="keep"|"drop"`."""
+    if isinstance(rename, Mapping):
+        rename = [f"{src}={dst}" for src, dst in rename.items()]
+    map_path = os.fspath(map_file) if map_file is not None else None
+    return load_mapping(map_path, preset, list(rename) if rename else None, unmapped)
 
 
 def _connection(given: dict[str, Any], options: dict[str, Any]) -> _Connection | None:
