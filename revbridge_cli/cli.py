@@ -42,6 +42,7 @@ from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
+from revbridge_cli.state_show import app as state_app
 from revbridge_cli.summary import Summary
 
 if TYPE_CHECKING:
@@ -393,6 +394,7 @@ def _mount_sandbox() -> None:
 
 
 _mount_sandbox()
+app.add_typer(state_app, name="state")
 
 
 def main() -> None:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from revbridge_cli import __version__, reader
+from revbridge_cli import __version__, reader, runlog
 from revbridge_cli.batch import Batch
 from revbridge_cli.credentials import Secret
 from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
@@ -91,6 +92,7 @@ class Run:
         self._bytes_in_file = 0  # of the file being read
         self._current_size = 0
         self._total_bytes: int | None = 0
+        self._run_row: int | None = None  # this run's row in the state's `runs` table
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -115,6 +117,7 @@ class Run:
             self.durable = Durable(
                 journal, self.files, self.settings.restart_changed, self.settings.grace_seconds
             )
+            self._run_row = runlog.begin(journal.db)
             self.packer = self._packer()  # held records cost more: the journal tracks them
 
     def use_server(self, base_url: str, api_key: Secret, customer_id: str) -> None:
@@ -467,6 +470,11 @@ class Run:
             self._fail(exc)
         self.summary.elapsed_seconds = time.monotonic() - started
         self.summary.exit_code = int(self._exit_code())
+        if self._run_row is not None and self.settings.state:
+            try:  # only what `state show` reports: the run's outcome stands either way
+                runlog.end(self.settings.state, self._run_row, self.summary)
+            except (OSError, sqlite3.Error) as exc:
+                self.summary.notices.append(f"the run's end could not be noted in the state: {exc}")
 
     def _exit_code(self) -> Exit:
         """A family that stopped the run wins over the signal that may have come with it."""
