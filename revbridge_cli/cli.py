@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from revbridge_cli import __version__
+from revbridge_cli import __version__, reader
 from revbridge_cli.cli_options import (
     ApiKey,
     ApiKeyFile,
@@ -217,6 +217,14 @@ def send(
             "--dry-run", help="Read, check and pack; report requests and bytes; send nothing."
         ),
     ] = False,
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check-only",
+            help="Check the inputs can be opened and prove the key, customer id and server "
+            "with one request that stores nothing (as `revbridge check`); read and send nothing.",
+        ),
+    ] = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -227,7 +235,7 @@ def send(
         if api_key_file == "-" and "-" in inputs:
             raise UsageError("--api-key-file - and input - cannot both read standard input")
         resolved = _resolve(flags, config, profile)
-        if not sandbox and not dry_run:
+        if not sandbox and (check_only or not dry_run):
             require_credentials(resolved.connection)
         _warn(resolved.warnings, quiet)
         settings = build_settings(
@@ -239,9 +247,15 @@ def send(
             restart_changed=restart_changed,
             **({} if grace is None else {"grace_seconds": grace}),
         )
-        _check_outputs(settings, resolved.sources)
+        if check_only:
+            for path in reader.expand_inputs(settings.inputs):
+                reader.check_input(path)
+        else:
+            _check_outputs(settings, resolved.sources)
     except (UsageError, ValueError) as exc:
         _fail(str(exc))
+    if check_only:
+        raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)))
     code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
     raise typer.Exit(int(code))
 
@@ -301,6 +315,61 @@ def config_command(
     except UsageError as exc:
         _fail(str(exc))
     typer.echo(render(resolved))
+
+
+@app.command(
+    "check",
+    epilog="Exit codes: 0 the key, customer id and server are good; 2 usage or configuration, "
+    "the server cannot be reached, or what answers is not the Events API; 3 the server refused "
+    "the credentials.\n\nExamples:\n\n\b\n  revbridge check --profile production\n"
+    "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge check --json",
+)
+def check_command(
+    api_key: ApiKey = None,
+    api_key_file: ApiKeyFile = None,
+    customer_id: CustomerId = None,
+    base_url: BaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.1, help="Per-request timeout, s. [default: 30]"),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the verdict as one JSON object on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No text when all is well.")] = False,
+) -> None:
+    """Prove the key, the customer id and the server before a long run: the configuration is
+    resolved as send would, then one request that stores nothing (an empty users list, which
+    the API refuses with 400 once it has accepted the credentials)."""
+    flags = {
+        "api_key": api_key,
+        "api_key_file": api_key_file,
+        "customer_id": customer_id,
+        "base_url": base_url,
+        "timeout": timeout,
+    }
+    try:
+        resolved = _resolve(flags, config, profile)
+        require_credentials(resolved.connection)
+        _warn(resolved.warnings, quiet)
+        settings = build_settings([], resolved.connection, resolved.options)
+    except (UsageError, ValueError) as exc:
+        if json_out:
+            sys.stdout.write(orjson.dumps({"error": str(exc), "exit_code": 2}).decode() + "\n")
+        _fail(str(exc))
+    raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet)))
+
+
+def _check(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
+    from revbridge_cli import check
+
+    with embedded_sandbox(True) if sandbox else nullcontext() as server:
+        url, key, customer = server or (settings.base_url, settings.api_key, settings.customer_id)
+        assert key is not None and customer is not None  # require_credentials, or the sandbox's
+        verdict = check.probe(url, key, customer, timeout=settings.timeout, retry=settings.retry)
+    return check.report(verdict, json_out=json_out, quiet=quiet)
 
 
 @app.command(
