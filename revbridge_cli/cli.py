@@ -43,7 +43,7 @@ from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.state_show import app as state_app
-from revbridge_cli.summary import Summary
+from revbridge_cli.summary import Summary, error_json
 
 if TYPE_CHECKING:
     from revbridge_cli.pipeline import Run
@@ -253,7 +253,7 @@ def send(
         else:
             _check_outputs(settings, resolved.sources)
     except (UsageError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(str(exc), json_out=json_out, dry_run=dry_run)
     if check_only:
         raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)))
     code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
@@ -356,9 +356,7 @@ def check_command(
         _warn(resolved.warnings, quiet)
         settings = build_settings([], resolved.connection, resolved.options)
     except (UsageError, ValueError) as exc:
-        if json_out:
-            sys.stdout.write(orjson.dumps({"error": str(exc), "exit_code": 2}).decode() + "\n")
-        _fail(str(exc))
+        _fail(str(exc), json_out=json_out)
     raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet)))
 
 
@@ -396,7 +394,7 @@ def validate(
         settings = build_settings(inputs, None, options, fmt=check_format(fmt), send=False)
         _check_outputs(settings, {})
     except UsageError as exc:
-        _fail(str(exc))
+        _fail(str(exc), json_out=json_out)
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
 
 
@@ -406,7 +404,13 @@ def _check_outputs(settings: SendSettings, sources: dict[str, str]) -> None:
     check_outputs(paths, sources, state_used=settings.send and not settings.dry_run)
 
 
-def _fail(message: str, code: Exit = Exit.USAGE) -> None:
+def _fail(
+    message: str, code: Exit = Exit.USAGE, *, json_out: bool = False, dry_run: bool = False
+) -> None:
+    """One `revbridge: error:` line and the exit; with --json also its one object on stdout."""
+    if json_out:
+        sys.stdout.write(orjson.dumps(error_json(message, int(code), dry_run=dry_run)).decode())
+        sys.stdout.write("\n")
     typer.echo(f"revbridge: error: {message}", err=True)
     raise typer.Exit(int(code))
 
@@ -414,10 +418,11 @@ def _fail(message: str, code: Exit = Exit.USAGE) -> None:
 def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
     from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
 
+    as_json: dict[str, Any] = {"json_out": json_out, "dry_run": settings.dry_run}
     try:
         reporters = make_reporter(quiet=quiet, log_file=settings.log_file)
     except OSError as exc:
-        _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}")
+        _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}", **as_json)
     from revbridge_cli.pipeline import Run
 
     run = Run(settings, reporters)
@@ -425,12 +430,12 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
         run.prepare()
     except (RevbridgeError, OSError) as exc:  # the family's code: errors.py's one table
         reporters.close()
-        _fail(str(exc), exc.exit_code if isinstance(exc, RevbridgeError) else Exit.USAGE)
+        _fail(str(exc), exc.exit_code if isinstance(exc, RevbridgeError) else Exit.USAGE, **as_json)
     try:
         with embedded_sandbox(quiet) if sandbox else nullcontext() as server:
             if server is not None:
                 run.use_server(*server)
-            summary = _execute(run)
+            summary = _execute(run, json_out)
     except BaseException:  # a live display must not leave the terminal without its cursor
         reporters.close()
         raise
@@ -447,10 +452,15 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
     return code
 
 
-def _execute(run: Run) -> Summary:
+def _execute(run: Run, json_out: bool = False) -> Summary:
     """The run, with what the command line adds around it and takes away after: stop
     signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
-    with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run), throughput_gc():
+
+    def quit_now(why: str, code: int) -> None:  # a second signal: the --json object, still
+        os.write(1, orjson.dumps(error_json(why, code, dry_run=run.settings.dry_run)) + b"\n")
+
+    on_quit = quit_now if json_out else None
+    with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run, on_quit), throughput_gc():
         return runner.run(run.execute())
 
 
@@ -466,9 +476,28 @@ _mount_sandbox()
 app.add_typer(state_app, name="state")
 
 
+_JSON_COMMANDS = frozenset(("send", "validate", "check"))
+# Click's usage-error base, found from Typer's public BadParameter: Typer may vendor click.
+_CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main() -> None:
+    """The console script. Click's own usage errors (an unknown option, a value out of
+    bounds) exit 2 as click words them; under --json they also print the one object."""
+    args = sys.argv[1:]
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        if wants_json and args and args[0] in _JSON_COMMANDS:
+            error = error_json(exc.format_message(), exc.exit_code, dry_run="--dry-run" in args)
+            sys.stdout.write(orjson.dumps(error).decode() + "\n")
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C outside a run (during start-up): no traceback
         sys.stderr.write("interrupted\n")
         os._exit(int(Exit.INTERRUPTED))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -107,10 +107,9 @@ class Ledger:
     def would_send(self, batch: Batch) -> None:
         """Dry run and validate: what would have gone out."""
         summary = self.summary
-        summary.batches += 1
         summary.users_sent += batch.n_users
         summary.events_sent += batch.n_events
-        summary.bytes_sent += batch.size
+        summary.bytes_would_send += batch.size
 
     def attempt(self, attempt: Attempt) -> None:
         self.summary.requests += 1

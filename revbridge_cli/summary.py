@@ -1,4 +1,11 @@
-"""The run's counters and how they read: a plain text block, a rich table, or JSON."""
+"""The run's counters and how they read: a plain text block, a rich table, or JSON.
+
+The JSON form (`--json`) is versioned (`schema_version`); each count has one meaning on every
+kind of run: `requests` are HTTP requests made, retries included (none on a dry run or a
+validate); `batches` are request bodies packed (on a dry run, the requests a fast server
+would see); `bytes_sent` went over the wire, `bytes_would_send` is what a dry run or a
+validate would have sent; `sent` says whether anything could have gone to a server.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.table import Table
+
+JSON_SCHEMA_VERSION = 1
+
+
+def error_json(message: str, exit_code: int, *, dry_run: bool = False) -> dict[str, Any]:
+    """`--json` for a run that ended before it could count anything (exit 2, 74, 75, ...)."""
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "error": message,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "sent": False,
+    }
 
 
 @dataclass
@@ -26,8 +46,9 @@ class Summary:
     events_undelivered: int = 0
     requests: int = 0
     retries: int = 0
-    bytes_sent: int = 0
-    batches: int = 0
+    bytes_sent: int = 0  # request bodies' bytes that went out, retries included
+    bytes_would_send: int = 0  # dry run and validate: the bodies packed, sent nowhere
+    batches: int = 0  # request bodies packed (a 413's halves are not new batches)
     possible_duplicate_events: int = 0
     concurrency_lowest: int | None = None  # in flight at most, at the server's worst
     grouping_buffer_mb: float | None = None  # the most it held, once requests lagged
@@ -48,6 +69,7 @@ class Summary:
     dry_run: bool = False
     sent: bool = True
     exit_code: int = 0  # the run's outcome as the CLI's exit code (errors.Exit)
+    files: list[dict[str, Any]] = field(default_factory=list)  # per input file, as read
 
     @property
     def events_per_second(self) -> float:
@@ -80,7 +102,8 @@ class Summary:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {"schema_version": JSON_SCHEMA_VERSION, **asdict(self)}
+        data["sent"] = self.sent and not self.dry_run
         data["reasons"] = dict(self.reasons.most_common())
         data["events_per_second"] = round(self.events_per_second, 1)
         data["elapsed_seconds"] = round(self.elapsed_seconds, 3)
@@ -116,7 +139,7 @@ class Summary:
         elif self.dry_run:
             out += [
                 ("would send users / events", f"{self.users_sent:,} / {self.events_sent:,}"),
-                ("would send requests / bytes", f"{self.batches:,} / {self.bytes_sent:,}"),
+                ("would send requests / bytes", f"{self.batches:,} / {self.bytes_would_send:,}"),
             ]
         out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
         unit = "events/s" if self.sent else "records/s"

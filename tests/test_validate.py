@@ -159,10 +159,10 @@ def test_dry_run_packs_reports_requests_and_bytes_and_sends_nothing(
     assert "Traceback" not in result.stderr
     assert sandbox.requests() == []
     assert dry["dry_run"] is True and dry["requests"] == 0
-    assert dry["events_sent"] == good and dry["batches"] >= 2 and dry["bytes_sent"] > 0
+    assert dry["events_sent"] == good and dry["batches"] >= 2 and dry["bytes_would_send"] > 0
     assert dry["reasons"] == expected_reasons()
     assert len(read_ndjson(tmp_path / "dry.ndjson")) == len(MALFORMED) + len(WRONG_TYPES)
-    assert f"would send requests / bytes  {dry['batches']:,} / {dry['bytes_sent']:,}" in (
+    assert f"would send requests / bytes  {dry['batches']:,} / {dry['bytes_would_send']:,}" in (
         result.stderr
     )
     # the very same packing, sent for real: the dry run's figures were the truth
@@ -170,7 +170,7 @@ def test_dry_run_packs_reports_requests_and_bytes_and_sends_nothing(
     assert result.returncode == 1, result.stderr
     requests = sandbox.requests()
     assert len(requests) == dry["batches"]
-    assert sum(r["bytes"] for r in requests) == dry["bytes_sent"] == real["bytes_sent"]
+    assert sum(r["bytes"] for r in requests) == dry["bytes_would_send"] == real["bytes_sent"]
     assert real["events_accepted"] == good
 
 
