@@ -44,6 +44,7 @@ from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
 from revbridge_cli.state_show import app as state_app
 from revbridge_cli.summary import Summary, error_json
+from revbridge_cli.window import Window
 
 if TYPE_CHECKING:
     from revbridge_cli.pipeline import Run
@@ -217,6 +218,34 @@ def send(
             "--dry-run", help="Read, check and pack; report requests and bytes; send nothing."
         ),
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE|TIME",
+            help="Send only events at or after this ISO 8601 date or time (UTC unless it has "
+            "an offset); the others are counted, not sent, not set aside.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE|TIME",
+            help="Send only events before this ISO 8601 date or time (exclusive: --until "
+            "2026-02-01 ends with January).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="Read the first N records (after what --state already settled), send them, "
+            "and stop: a trial run.",
+        ),
+    ] = None,
     check_only: Annotated[
         bool,
         typer.Option(
@@ -245,6 +274,8 @@ def send(
             fmt=check_format(fmt),
             dry_run=dry_run,
             restart_changed=restart_changed,
+            window=Window.of(since, until),
+            limit=limit,
             **({} if grace is None else {"grace_seconds": grace}),
         )
         if check_only:

@@ -93,6 +93,7 @@ class Run:
         self._current_size = 0
         self._total_bytes: int | None = 0
         self._run_row: int | None = None  # this run's row in the state's `runs` table
+        self._limit_left = settings.limit  # --limit: records this run may still read
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -299,7 +300,7 @@ class Run:
 
     async def _read_all(self) -> None:
         for file_no in range(len(self.files)):
-            if self.stopping:
+            if self.stopping or self._limit_left == 0:
                 return
             plan = self.durable.plan(file_no) if self.durable else FilePlan()
             counts = _FileCounts(self, file_no)
@@ -331,7 +332,8 @@ class Run:
         settled = plan.settled or None
         in_doubt = plan.in_doubt or None
         general = s.shape.epoch_timestamps or s.shape.require_timestamp or s.event_id_property
-        fast = None if general else fast_flat_event
+        fast = None if general or s.window else fast_flat_event
+        limit = self._limit_left
         add = self.packer.add
         records: reader.Reader | IterableSource
         if self._records is not None:
@@ -382,6 +384,12 @@ class Run:
                 if self.stopping:
                     summary.notices.append(self._stopped_after(file_no, line))
                     return
+                if limit is not None:
+                    limit -= 1
+                    if not limit:  # not the file's end: the journal must not note one
+                        self._limit_left = 0
+                        summary.notices.append(self._limit_reached(file_no, line))
+                        return
         except ReadInterrupted:  # a stop cut a wait on the input short (a quiet pipe)
             summary.notices.append(self._stopped_after(file_no, line))
             return
@@ -389,6 +397,7 @@ class Run:
             summary.records_read += read
             summary.events_without_timestamp += untimed
             summary.events_read += events
+        self._limit_left = limit
         if durable:
             durable.file_read(file_no, records.lines, records.end_offset)
         held = records.held_back_bytes
@@ -418,10 +427,20 @@ class Run:
             self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, self.settings.shape)
+            window, outside = self.settings.window, 0
             for item in items:
                 if isinstance(item, Invalid):
                     self._set_aside(item, origin)
                     continue
+                if window is not None:
+                    kept, left_out, untimed = window.select(item)
+                    self.summary.events_read += left_out
+                    self.summary.events_outside_window += left_out
+                    self.summary.untimed_outside_window += untimed
+                    outside += kept is None
+                    if kept is None:
+                        continue
+                    item = kept
                 if self.settings.event_id_property:
                     item = stamp(item, self.settings.event_id_property)
                 self.summary.events_without_timestamp += item.untimed
@@ -438,6 +457,8 @@ class Run:
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
                     await self._packed(packed, origin, None)
+            if outside and outside == len(items):
+                self.summary.records_outside_window += 1
         if tracker:
             tracker.release(origin)
 
@@ -502,6 +523,15 @@ class Run:
             f"reading stopped after {where}: every record up to it was accepted or is in "
             "the rejected file; nothing after it was read"
         )
+
+    def _limit_reached(self, file_no: int, line: int) -> str:
+        where = f"{self._name(file_no)}:{line}"
+        again = (
+            "run the same command again for the next ones"
+            if self.durable
+            else ("nothing after it was read")
+        )
+        return f"--limit {self.settings.limit:,} reached after {where}; {again}"
 
     def _name(self, file_no: int) -> str:
         return reader.display_name(self.files[file_no])

@@ -56,6 +56,9 @@ class Summary:
     events_too_big: int = 0  # single events no request can carry: set aside, one row each
     events_unrecorded: int = 0  # their verdict could not be written (the rejected file failed)
     records_skipped: int = 0  # with --state: settled by an earlier run
+    events_outside_window: int = 0  # --since/--until: read, counted, not sent, not set aside
+    untimed_outside_window: int = 0  # of those, events without a timestamp
+    records_outside_window: int = 0  # records none of whose events fell in the window
     events_without_timestamp: int = 0
     elapsed_seconds: float = 0.0
     rejected_file: str | None = None
@@ -89,6 +92,7 @@ class Summary:
             + self.events_too_big
             + self.events_pending
             + self.events_unrecorded
+            + self.events_outside_window
         )
 
     @property
@@ -130,6 +134,8 @@ class Summary:
                 out.append(("concurrency at its lowest", f"{self.concurrency_lowest}"))
             if self.grouping_buffer_mb is not None:
                 out.append(("grouping buffer at most", f"{self.grouping_buffer_mb:,.1f} MB"))
+            if self.events_outside_window:
+                out.append(("events outside --since/--until", f"{self.events_outside_window:,}"))
             if self.records_skipped:
                 out.append(("records done by earlier runs", f"{self.records_skipped:,}"))
             if self.events_pending:
@@ -154,6 +160,11 @@ class Summary:
             out.append(
                 f"{self.events_without_timestamp:,} events have no timestamp: the server stamps "
                 "them with the time of arrival (use --require-timestamp to set them aside)"
+            )
+        if self.untimed_outside_window:
+            out.append(
+                f"{self.untimed_outside_window:,} events have no timestamp, so no place in "
+                "--since/--until: not sent (counted among the events outside the window)"
             )
         out += [f"input stopped early: {e}" for e in self.input_errors]
         if self.interrupted:
