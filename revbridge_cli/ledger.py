@@ -72,10 +72,29 @@ class Ledger:
         self.summary = summary
         self.rejected: RejectedSink = sink or RejectedFile(rejected_path, datetime.now(UTC))
         self.files: list[str] = []  # file number -> name, for `source`
+        # (file number, line) of a rejected row read back -> its `origin`: the first input's
+        # file and line, kept through every fix-and-resend round
+        self.lineage: dict[tuple[int, int], str] = {}
 
     def source(self, origins: Iterable[Origin]) -> str:
         """`file:line`, several joined; a user merged from thousands of records is cut short."""
         names = [f"{self.files[f]}:{line}" for f, line, _ in origins]
+        if len(names) > _MAX_SOURCES:
+            names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
+        return ", ".join(names)
+
+    def note_lineage(self, origin: Origin, record: dict[str, Any]) -> None:
+        """A record that is a row of an earlier rejected file: remember where it came from."""
+        if "userIndex" not in record or "message" not in record:
+            return
+        first = record.get("origin") or record.get("source")
+        if isinstance(first, str) and first:
+            self.lineage[(origin[0], origin[1])] = first
+
+    def origin(self, origins: Iterable[Origin]) -> str:
+        """`origin` of a row: the first input's `file:line` of each record, cut as `source`."""
+        lineage = self.lineage
+        names = [lineage.get((f, line)) or f"{self.files[f]}:{line}" for f, line, _ in origins]
         if len(names) > _MAX_SOURCES:
             names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
         return ", ".join(names)
@@ -92,6 +111,7 @@ class Ledger:
                 source=self.source([origin]),
                 user=invalid.user,
                 raw=invalid.raw,
+                origin=self.origin([origin]) if self.lineage else None,
             )
         )
         self.summary.records_invalid += 1

@@ -31,6 +31,7 @@ from revbridge_cli import __version__, reader, runlog
 from revbridge_cli.batch import Batch
 from revbridge_cli.credentials import Secret
 from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
+from revbridge_cli.distinct import DistinctUsers
 from revbridge_cli.errors import (
     Exit,
     InternalError,
@@ -94,6 +95,7 @@ class Run:
         self._total_bytes: int | None = 0
         self._run_row: int | None = None  # this run's row in the state's `runs` table
         self._limit_left = settings.limit  # --limit: records this run may still read
+        self.users = DistinctUsers()  # distinct users among the parts packed (distinct.py)
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -335,6 +337,7 @@ class Run:
         fast = None if general or s.window else fast_flat_event
         limit = self._limit_left
         add = self.packer.add
+        seen = self.users.seen.add
         records: reader.Reader | IterableSource
         if self._records is not None:
             records = IterableSource(self._records)
@@ -363,6 +366,7 @@ class Run:
                 if part is not None and in_doubt is None:
                     untimed += part.untimed
                     events += 1
+                    seen(hash(part.key))
                     packed = add(part)
                     if packed is None:
                         if tracker is not None:
@@ -379,6 +383,7 @@ class Run:
                     summary.events_read += events
                     read = untimed = events = 0
                     self._bytes_in_file = records.bytes_read
+                    self.users.check()
                     self._report_progress()
                     await asyncio.sleep(0)
                 if self.stopping:
@@ -422,6 +427,8 @@ class Run:
         tracker = self.durable.tracker if self.durable else None
         if tracker:
             tracker.read(origin, 1)  # held while its parts are packed
+        if type(record.value) is dict and "userIndex" in record.value:  # a row sent back
+            self.ledger.note_lineage(origin, record.value)
         if record.error is not None:
             where = f"{self._name(origin[0])}:{record.line}"
             self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
@@ -445,6 +452,7 @@ class Run:
                     item = stamp(item, self.settings.event_id_property)
                 self.summary.events_without_timestamp += item.untimed
                 self.summary.events_read += len(item.events)
+                self.users.seen.add(hash(item.key))
                 if in_doubt is not None and record.line in in_doubt:  # counted once settled
                     self.durable.resending(origin, len(item.events))  # type: ignore[union-attr]
                 packed = self.packer.add(item)
@@ -497,6 +505,8 @@ class Run:
         except OutputError as exc:
             self._fail(exc)
         self.summary.elapsed_seconds = time.monotonic() - started
+        self.summary.users_distinct = self.users.count
+        self.summary.users_distinct_estimated = self.users.estimated
         self.summary.exit_code = int(self._exit_code())
         if self._run_row is not None and self.settings.state:
             try:  # only what `state show` reports: the run's outcome stands either way

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli import contract
+from revbridge_cli.lines import describe_json_error
 
 # (file number, line or record number, byte offset just past the record). A tuple, not an
 # object: one is made per input record on the hot path, and the journal only needs these three.
@@ -107,7 +108,7 @@ def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
         try:
             fixed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Invalid(f"`raw` is still not valid JSON ({exc})", raw=raw)
+            return Invalid(describe_json_error(raw, exc), raw=raw)
         if not isinstance(fixed, dict):
             return Invalid("`raw` is not a JSON object", raw=raw)
         return _users_of(fixed)

@@ -30,9 +30,12 @@ def row(
     user_index: int | None = None,
     trace_id: str | None = None,
     raw: str | None = None,
+    origin: str | None = None,
 ) -> dict[str, Any]:
     """One row. `kind` says who set it aside: `invalid` (our check, or unreadable input),
-    `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict)."""
+    `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict).
+    `source` is where this run read it; `origin` where the very first run did, through any
+    number of fix-and-resend rounds (the same as `source` the first time)."""
     out: dict[str, Any] = {
         "userIndex": user_index,
         "message": message,
@@ -40,6 +43,7 @@ def row(
         "kind": kind,
         "user": user,
         "source": source,
+        "origin": origin or source,
     }
     if raw is not None:
         out["raw"] = raw

@@ -31,11 +31,15 @@ def error_json(message: str, exit_code: int, *, dry_run: bool = False) -> dict[s
 
 @dataclass
 class Summary:
-    """Counts of one run. Users are user objects as sent (one per user per batch)."""
+    """Counts of one run. `users_*` count user objects as sent (one per user per request:
+    a user whose events needed three requests counts three times); `users_distinct` counts
+    each user once (distinct.py says how, at scale)."""
 
     records_read: int = 0
     records_invalid: int = 0
     events_read: int = 0  # events of the records that shaped into user parts
+    users_distinct: int = 0  # distinct users (primary identifiers) among the events packed
+    users_distinct_estimated: bool = False  # past distinct.EXACT_UP_TO: an estimate (~0.8%)
     users_sent: int = 0
     events_sent: int = 0
     users_accepted: int = 0
@@ -76,7 +80,8 @@ class Summary:
 
     @property
     def events_per_second(self) -> float:
-        events = self.events_sent if self.sent else self.records_read
+        """Accepted events a second on a send; records read a second on a dry run or validate."""
+        events = self.events_accepted if self.sent and not self.dry_run else self.records_read
         return events / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
     @property
@@ -119,13 +124,22 @@ class Summary:
         out = [("records read", f"{self.records_read:,}")]
         if self.records_invalid:
             out.append(("invalid records (not sent)", f"{self.records_invalid:,}"))
+        if self.users_distinct:
+            approx = "~" if self.users_distinct_estimated else ""
+            out.append(("distinct users", f"{approx}{self.users_distinct:,}"))
         if self.sent and not self.dry_run:
             out += [
-                ("users sent / events sent", f"{self.users_sent:,} / {self.events_sent:,}"),
-                ("accepted users / events", f"{self.users_accepted:,} / {self.events_accepted:,}"),
-                ("rejected users / events", f"{self.users_rejected:,} / {self.events_rejected:,}"),
+                ("user objects / events sent", f"{self.users_sent:,} / {self.events_sent:,}"),
                 (
-                    "undelivered users / events",
+                    "accepted user objects / events",
+                    f"{self.users_accepted:,} / {self.events_accepted:,}",
+                ),
+                (
+                    "rejected user objects / events",
+                    f"{self.users_rejected:,} / {self.events_rejected:,}",
+                ),
+                (
+                    "undelivered user objects / events",
                     f"{self.users_undelivered:,} / {self.events_undelivered:,}",
                 ),
                 ("requests (retries)", f"{self.requests:,} ({self.retries:,})"),
@@ -144,12 +158,14 @@ class Summary:
                 out.append(("possible duplicate events", f"{self.possible_duplicate_events:,}"))
         elif self.dry_run:
             out += [
-                ("would send users / events", f"{self.users_sent:,} / {self.events_sent:,}"),
+                ("would send user objects / events", f"{self.users_sent:,} / {self.events_sent:,}"),
                 ("would send requests / bytes", f"{self.batches:,} / {self.bytes_would_send:,}"),
             ]
         out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
-        unit = "events/s" if self.sent else "records/s"
-        out.append(("rate", f"{self.events_per_second:,.0f} {unit}"))
+        sending = self.sent and not self.dry_run
+        if self.events_per_second > 0:  # a rate of nothing accepted would only mislead
+            unit = "accepted events/s" if sending else "records/s"
+            out.append(("rate", f"{self.events_per_second:,.0f} {unit}"))
         if self.rejected_file and self.rejected_rows:
             out.append(("rejected file", f"{self.rejected_file} ({self.rejected_rows:,} rows)"))
         return out
