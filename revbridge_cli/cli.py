@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from revbridge_cli import __version__, reader
+from revbridge_cli import __version__, help_format, reader
 from revbridge_cli.cli_options import (
     ApiKey,
     ApiKeyFile,
@@ -37,7 +37,13 @@ from revbridge_cli.cli_options import (
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
-from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
+from revbridge_cli.errors import (
+    EXIT_CODES_HELP,
+    Exit,
+    RevbridgeError,
+    UsageError,
+    exit_codes_help,
+)
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
@@ -324,7 +330,8 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 @app.command(
     "config",
-    epilog="Examples:\n\n\b\n  revbridge config\n  revbridge config --profile production",
+    epilog=exit_codes_help("config")
+    + "\n\nExamples:\n\n\b\n  revbridge config\n  revbridge config --profile production",
 )
 def config_command(
     api_key: ApiKey = None,
@@ -350,9 +357,8 @@ def config_command(
 
 @app.command(
     "check",
-    epilog="Exit codes: 0 the key, customer id and server are good; 2 usage or configuration, "
-    "the server cannot be reached, or what answers is not the Events API; 3 the server refused "
-    "the credentials.\n\nExamples:\n\n\b\n  revbridge check --profile production\n"
+    epilog=exit_codes_help("check")
+    + "\n\nExamples:\n\n\b\n  revbridge check --profile production\n"
     "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge check --json",
 )
 def check_command(
@@ -402,7 +408,7 @@ def _check(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool
 
 
 @app.command(
-    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
+    epilog=exit_codes_help("validate") + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
     "  revbridge validate --require-timestamp exports/"
 )
 def validate(
@@ -516,8 +522,10 @@ def main() -> None:
     """The console script. Click's own usage errors (an unknown option, a value out of
     bounds) exit 2 as click words them; under --json they also print the one object."""
     args = sys.argv[1:]
+    command = typer.main.get_command(app)
+    help_format.apply(command)
     try:
-        code = app(standalone_mode=False)
+        code = command.main(args, prog_name="revbridge", standalone_mode=False)
     except _CLICK_ERROR as exc:
         wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
         if wants_json and args and args[0] in _JSON_COMMANDS:

@@ -63,9 +63,12 @@ JsonOut = Annotated[
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
 
 
+FORMATS = ("ndjson", "json")  # --format's choices (help_format shows them as its metavar)
+
+
 def check_format(fmt: str | None) -> str | None:
-    if fmt not in (None, "ndjson", "json"):
-        raise UsageError(f"--format must be ndjson or json, not {fmt!r}")
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format must be {' or '.join(FORMATS)}, not {fmt!r}")
     return fmt
 
 

@@ -23,7 +23,7 @@ import orjson
 import typer
 
 from revbridge_cli import runlog
-from revbridge_cli.errors import Exit, StateError
+from revbridge_cli.errors import Exit, StateError, exit_codes_help
 
 SCHEMA_VERSION = 1  # of the JSON this command prints
 RUNS_SHOWN = 10
@@ -256,8 +256,8 @@ def render(report: dict[str, Any]) -> str:
 
 @app.command(
     "show",
-    epilog="Exit codes: 0 shown; 2 no such state file, or not a state file.\n\n"
-    "Examples:\n\n\b\n  revbridge state show backfill.state\n"
+    epilog=exit_codes_help("state show")
+    + "\n\nExamples:\n\n\b\n  revbridge state show backfill.state\n"
     "  revbridge state show --json /var/lib/revbridge/events.state | jq .files",
 )
 def show(

@@ -19,6 +19,7 @@ from conftest import cli
 from typer.main import get_command
 
 from revbridge_cli.cli import app
+from revbridge_cli.errors import COMMAND_EXITS, Exit
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -153,3 +154,31 @@ def test_ci_runs_the_readme_test_command() -> None:
     # The README's extras, and CI's own on top (the engines': their tests skip without them).
     assert re.search(r"pip install --quiet -e '\.\[test(,spark|,dask)*\]'", ci)
     assert ci.rstrip().endswith("pytest")
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_EXITS))
+def test_each_commands_help_lists_only_the_exit_codes_it_can_return(name: str) -> None:
+    """The help's `Exit codes:` paragraph names exactly the codes of errors.COMMAND_EXITS, the
+    one table of what each command can return (validate never sends: no 3, 69 or 75)."""
+    epilog = " ".join((COMMANDS[tuple(name.split())].epilog or "").split())
+    match = re.search(r"Exit codes: (.*?)\.(?: Examples|$)", epilog)
+    assert match, f"revbridge {name} --help lists no exit codes"
+    listed = [int(n) for n in re.findall(r"(?:^|; )(\d+) ", match.group(1))]
+    assert listed == [int(code) for code in COMMAND_EXITS[name]]
+
+
+def test_validate_and_the_read_only_commands_do_not_claim_server_or_state_codes() -> None:
+    for name in ("validate", "config", "state show"):
+        assert not {Exit.AUTH, Exit.UNAVAILABLE, Exit.LOCKED} & set(COMMAND_EXITS[name])
+
+
+@pytest.mark.e2e
+def test_help_shows_words_not_python_types() -> None:
+    """Real metavars (`FILES...`, `PATH`, `N`), `--format` with its choices: never `<str>`."""
+    for path in COMMANDS:
+        done = cli(*path, "--help")
+        assert done.returncode == 0, done.stderr
+        assert not re.search(r"<(str|int|float|list)", done.stdout), (path, done.stdout)
+    send = cli("send", "--help").stdout
+    assert "Usage: revbridge send [OPTIONS] FILES..." in send
+    assert "--format ndjson|json" in send and "--state PATH" in send and "--limit N" in send
