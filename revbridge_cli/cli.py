@@ -330,26 +330,26 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 @app.command(
     "config",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog=exit_codes_help("config")
-    + "\n\nExamples:\n\n\b\n  revbridge config\n  revbridge config --profile production",
+    + "\n\nTakes every option and argument `revbridge send` takes (FILES are not read), and "
+    "shows what that send would use.\n\nExamples:\n\n\b\n  revbridge config\n"
+    "  revbridge config --profile production\n"
+    "  revbridge config --profile production --concurrency 8 --state events.state exports/",
 )
-def config_command(
-    api_key: ApiKey = None,
-    api_key_file: ApiKeyFile = None,
-    customer_id: CustomerId = None,
-    base_url: BaseUrl = None,
-    config: ConfigPath = None,
-    profile: Profile = None,
-) -> None:
+def config_command(ctx: typer.Context) -> None:
     """Show the settings a send would use, where each comes from, with the key masked."""
-    flags = {
-        "api_key": api_key,
-        "api_key_file": api_key_file,
-        "customer_id": customer_id,
-        "base_url": base_url,
+    # send's own parser, so config takes exactly send's flags and refuses what send refuses
+    send_command = typer.main.get_command(app).commands["send"]  # type: ignore[attr-defined]
+    help_format.apply(send_command)
+    parsed = send_command.make_context("revbridge config", [*ctx.args, "-"])
+    given = {
+        k: v
+        for k, v in parsed.params.items()
+        if k not in ("inputs", "config", "profile") and v is not None and v is not False
     }
     try:
-        resolved = _resolve(flags, config, profile)
+        resolved = _resolve(given, parsed.params["config"], parsed.params["profile"])
     except UsageError as exc:
         _fail(str(exc))
     typer.echo(render(resolved))

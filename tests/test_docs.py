@@ -137,7 +137,8 @@ def test_readme_commands_use_real_options() -> None:
 def test_quick_start_runs_the_samples_on_the_sandbox(tmp_path: Path) -> None:
     first = re.search(r"```sh\n(python3 -m venv[^\n]*revbridge send[^\n]*)\n```", README)
     assert first, "the quick start's first command is gone"
-    command = first.group(1).split("&& revbridge ", 1)[1]
+    command, said = first.group(1).split("&& revbridge ", 1)[1].split("; echo ", 1)
+    assert "1 is expected" in said and "five bad records" in said  # in its own output
     argv = shlex.split(command)
     argv = [str(ROOT / a) if a.startswith("samples") else a for a in argv]
     result = cli(*argv, cwd=tmp_path)
@@ -182,3 +183,25 @@ def test_help_shows_words_not_python_types() -> None:
     send = cli("send", "--help").stdout
     assert "Usage: revbridge send [OPTIONS] FILES..." in send
     assert "--format ndjson|json" in send and "--state PATH" in send and "--limit N" in send
+
+
+def test_one_cron_recipe_valid_for_crontab() -> None:
+    """README and docs/durable-runs.md show the same recipe: one line (crontab has no
+    continuations), the console script by its absolute path (cron's PATH lacks a venv)."""
+    durable = (ROOT / "docs" / "durable-runs.md").read_text()
+    recipes = [re.findall(r"```cron\n(.*?)```", text, flags=re.S) for text in (README, durable)]
+    assert recipes[0] == recipes[1] and len(recipes[0]) == 1
+    jobs = [line for line in recipes[0][0].splitlines() if line and not line.startswith("#")]
+    assert len(jobs) == 1 and "\\" not in recipes[0][0]
+    fields = jobs[0].split(None, 5)
+    assert len(fields) == 6 and "%" not in fields[5]
+    script = next(word for word in fields[5].split() if word.endswith("/revbridge"))
+    assert script.startswith("/")
+    argv = shlex.split(fields[5].split(f"{script} ", 1)[1])
+    assert {a for a in argv if a.startswith("--")} <= _options(argv[0]) | {"--help"}
+    assert "PATH" in README and "PATH" in durable
+
+
+def test_docs_do_not_point_outside_the_repository() -> None:
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        assert "../shared" not in page.read_text(), page
