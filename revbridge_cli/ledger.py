@@ -187,6 +187,7 @@ class Ledger:
             trace_id=outcome.trace_id,
             user=orjson.loads(batch.user_data(index)),
             source=self.source(user.origins),
+            origin=self.origin(user.origins) if self.lineage else None,
         )
 
     def close(self) -> None:
