@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from revbridge_cli import __version__
+from revbridge_cli import __version__, help_format, reader
 from revbridge_cli.cli_options import (
     ApiKey,
     ApiKeyFile,
@@ -46,13 +46,21 @@ from revbridge_cli.cli_options import (
 )
 from revbridge_cli.config import Resolved, render, require_credentials, resolve
 from revbridge_cli.embedded_sandbox import embedded_sandbox
-from revbridge_cli.errors import EXIT_CODES_HELP, Exit, RevbridgeError, UsageError
+from revbridge_cli.errors import (
+    EXIT_CODES_HELP,
+    Exit,
+    RevbridgeError,
+    UsageError,
+    exit_codes_help,
+)
 from revbridge_cli.inputs import any_tabular
 from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.output_checks import check_outputs
 from revbridge_cli.process import stop_signals, throughput_gc
 from revbridge_cli.settings import SendSettings, build_settings
-from revbridge_cli.summary import Summary
+from revbridge_cli.state_show import app as state_app
+from revbridge_cli.summary import Summary, error_json
+from revbridge_cli.window import Window
 
 if TYPE_CHECKING:
     from revbridge_cli.pipeline import Run
@@ -232,6 +240,42 @@ def send(
             "--dry-run", help="Read, check and pack; report requests and bytes; send nothing."
         ),
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE|TIME",
+            help="Send only events at or after this ISO 8601 date or time (UTC unless it has "
+            "an offset); the others are counted, not sent, not set aside.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE|TIME",
+            help="Send only events before this ISO 8601 date or time (exclusive: --until "
+            "2026-02-01 ends with January).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="Read the first N records (after what --state already settled), send them, "
+            "and stop: a trial run.",
+        ),
+    ] = None,
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check-only",
+            help="Check the inputs can be opened and prove the key, customer id and server "
+            "with one request that stores nothing (as `revbridge check`); read and send nothing.",
+        ),
+    ] = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -244,7 +288,7 @@ def send(
         check_timestamps(timestamps)
         mapping = load_mapping(map_file, preset, rename, unmapped)
         resolved = _resolve(flags, config, profile)
-        if not sandbox and not dry_run:
+        if not sandbox and (check_only or not dry_run):
             require_credentials(resolved.connection)
         _warn(resolved.warnings, quiet)
         settings = build_settings(
@@ -256,11 +300,19 @@ def send(
             restart_changed=restart_changed,
             mapping=mapping,
             keep_rows=any_tabular(inputs, fmt),
+            window=Window.of(since, until),
+            limit=limit,
             **({} if grace is None else {"grace_seconds": grace}),
         )
-        _check_outputs(settings, resolved.sources)
+        if check_only:
+            for path in reader.expand_inputs(settings.inputs):
+                reader.check_input(path)
+        else:
+            _check_outputs(settings, resolved.sources)
     except (UsageError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(str(exc), json_out=json_out, dry_run=dry_run)
+    if check_only:
+        raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)))
     code = _run(settings, json_out=json_out, quiet=quiet, sandbox=sandbox)
     raise typer.Exit(int(code))
 
@@ -300,32 +352,85 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 @app.command(
     "config",
-    epilog="Examples:\n\n\b\n  revbridge config\n  revbridge config --profile production",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=exit_codes_help("config")
+    + "\n\nTakes every option and argument `revbridge send` takes (FILES are not read), and "
+    "shows what that send would use.\n\nExamples:\n\n\b\n  revbridge config\n"
+    "  revbridge config --profile production\n"
+    "  revbridge config --profile production --concurrency 8 --state events.state exports/",
 )
-def config_command(
-    api_key: ApiKey = None,
-    api_key_file: ApiKeyFile = None,
-    customer_id: CustomerId = None,
-    base_url: BaseUrl = None,
-    config: ConfigPath = None,
-    profile: Profile = None,
-) -> None:
+def config_command(ctx: typer.Context) -> None:
     """Show the settings a send would use, where each comes from, with the key masked."""
-    flags = {
-        "api_key": api_key,
-        "api_key_file": api_key_file,
-        "customer_id": customer_id,
-        "base_url": base_url,
+    # send's own parser, so config takes exactly send's flags and refuses what send refuses
+    send_command = typer.main.get_command(app).commands["send"]  # type: ignore[attr-defined]
+    help_format.apply(send_command)
+    parsed = send_command.make_context("revbridge config", [*ctx.args, "-"])
+    given = {
+        k: v
+        for k, v in parsed.params.items()
+        if k not in ("inputs", "config", "profile") and v is not None and v is not False
     }
     try:
-        resolved = _resolve(flags, config, profile)
+        resolved = _resolve(given, parsed.params["config"], parsed.params["profile"])
     except UsageError as exc:
         _fail(str(exc))
     typer.echo(render(resolved))
 
 
 @app.command(
-    epilog=EXIT_CODES_HELP + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
+    "check",
+    epilog=exit_codes_help("check")
+    + "\n\nExamples:\n\n\b\n  revbridge check --profile production\n"
+    "  REVBRIDGE_API_KEY=... REVBRIDGE_CUSTOMER_ID=... revbridge check --json",
+)
+def check_command(
+    api_key: ApiKey = None,
+    api_key_file: ApiKeyFile = None,
+    customer_id: CustomerId = None,
+    base_url: BaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.1, help="Per-request timeout, s. [default: 30]"),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the verdict as one JSON object on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No text when all is well.")] = False,
+) -> None:
+    """Prove the key, the customer id and the server before a long run: the configuration is
+    resolved as send would, then one request that stores nothing (an empty users list, which
+    the API refuses with 400 once it has accepted the credentials)."""
+    flags = {
+        "api_key": api_key,
+        "api_key_file": api_key_file,
+        "customer_id": customer_id,
+        "base_url": base_url,
+        "timeout": timeout,
+    }
+    try:
+        resolved = _resolve(flags, config, profile)
+        require_credentials(resolved.connection)
+        _warn(resolved.warnings, quiet)
+        settings = build_settings([], resolved.connection, resolved.options)
+    except (UsageError, ValueError) as exc:
+        _fail(str(exc), json_out=json_out)
+    raise typer.Exit(int(_check(settings, json_out=json_out, quiet=quiet)))
+
+
+def _check(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
+    from revbridge_cli import check
+
+    with embedded_sandbox(True) if sandbox else nullcontext() as server:
+        url, key, customer = server or (settings.base_url, settings.api_key, settings.customer_id)
+        assert key is not None and customer is not None  # require_credentials, or the sandbox's
+        verdict = check.probe(url, key, customer, timeout=settings.timeout, retry=settings.retry)
+    return check.report(verdict, json_out=json_out, quiet=quiet)
+
+
+@app.command(
+    epilog=exit_codes_help("validate") + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
     "  revbridge validate --require-timestamp exports/\n"
     "  revbridge validate --preset segment --show 3 segment-export.ndjson"
 )
@@ -373,7 +478,7 @@ def validate(
                 sys.stdout.write(line + "\n")
             sys.stdout.flush()
     except UsageError as exc:
-        _fail(str(exc))
+        _fail(str(exc), json_out=json_out)
     raise typer.Exit(int(_run(settings, json_out=json_out, quiet=quiet)))
 
 
@@ -383,7 +488,13 @@ def _check_outputs(settings: SendSettings, sources: dict[str, str]) -> None:
     check_outputs(paths, sources, state_used=settings.send and not settings.dry_run)
 
 
-def _fail(message: str, code: Exit = Exit.USAGE) -> None:
+def _fail(
+    message: str, code: Exit = Exit.USAGE, *, json_out: bool = False, dry_run: bool = False
+) -> None:
+    """One `revbridge: error:` line and the exit; with --json also its one object on stdout."""
+    if json_out:
+        sys.stdout.write(orjson.dumps(error_json(message, int(code), dry_run=dry_run)).decode())
+        sys.stdout.write("\n")
     typer.echo(f"revbridge: error: {message}", err=True)
     raise typer.Exit(int(code))
 
@@ -391,10 +502,11 @@ def _fail(message: str, code: Exit = Exit.USAGE) -> None:
 def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool = False) -> Exit:
     from revbridge_cli.console import LogFileReporter, Reporters, make_reporter
 
+    as_json: dict[str, Any] = {"json_out": json_out, "dry_run": settings.dry_run}
     try:
         reporters = make_reporter(quiet=quiet, log_file=settings.log_file)
     except OSError as exc:
-        _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}")
+        _fail(f"cannot open --log-file {settings.log_file}: {exc.strerror}", **as_json)
     from revbridge_cli.pipeline import Run
 
     run = Run(settings, reporters)
@@ -402,12 +514,12 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
         run.prepare()
     except (RevbridgeError, OSError) as exc:  # the family's code: errors.py's one table
         reporters.close()
-        _fail(str(exc), exc.exit_code if isinstance(exc, RevbridgeError) else Exit.USAGE)
+        _fail(str(exc), exc.exit_code if isinstance(exc, RevbridgeError) else Exit.USAGE, **as_json)
     try:
         with embedded_sandbox(quiet) if sandbox else nullcontext() as server:
             if server is not None:
                 run.use_server(*server)
-            summary = _execute(run)
+            summary = _execute(run, json_out)
         if (warning := _near_miss(settings)) is not None:
             summary.notices.append(warning)
     except BaseException:  # a live display must not leave the terminal without its cursor
@@ -426,10 +538,15 @@ def _run(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bool =
     return code
 
 
-def _execute(run: Run) -> Summary:
+def _execute(run: Run, json_out: bool = False) -> Summary:
     """The run, with what the command line adds around it and takes away after: stop
     signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
-    with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run), throughput_gc():
+
+    def quit_now(why: str, code: int) -> None:  # a second signal: the --json object, still
+        os.write(1, orjson.dumps(error_json(why, code, dry_run=run.settings.dry_run)) + b"\n")
+
+    on_quit = quit_now if json_out else None
+    with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run, on_quit), throughput_gc():
         return runner.run(run.execute())
 
 
@@ -456,11 +573,33 @@ def _mount_sandbox() -> None:
 
 
 _mount_sandbox()
+app.add_typer(state_app, name="state")
+
+
+_JSON_COMMANDS = frozenset(("send", "validate", "check"))
+# Click's usage-error base, found from Typer's public BadParameter: Typer may vendor click.
+_CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main() -> None:
+    """The console script. Click's own usage errors (an unknown option, a value out of
+    bounds) exit 2 as click words them; under --json they also print the one object."""
+    args = sys.argv[1:]
+    command = typer.main.get_command(app)
+    help_format.apply(command)
     try:
-        app()
+        code = command.main(args, prog_name="revbridge", standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        if wants_json and args and args[0] in _JSON_COMMANDS:
+            error = error_json(exc.format_message(), exc.exit_code, dry_run="--dry-run" in args)
+            sys.stdout.write(orjson.dumps(error).decode() + "\n")
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C outside a run (during start-up): no traceback
         sys.stderr.write("interrupted\n")
         os._exit(int(Exit.INTERRUPTED))
+    sys.exit(code if isinstance(code, int) else 0)

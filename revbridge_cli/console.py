@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import IO
 
@@ -21,7 +22,6 @@ from rich.progress import (
     BarColumn,
     Progress,
     TaskID,
-    TaskProgressColumn,
     TextColumn,
 )
 from rich.text import Text
@@ -88,10 +88,9 @@ class PlainReporter:
     def progress_line(self) -> str:
         m = self.meter
         summary = m.summary or Summary()
-        fraction = m.fraction()
         parts = [m.bytes_text() + " of input"]
-        if fraction is not None:
-            parts[0] = f"{100 * fraction:.0f}% done, {parts[0]}"
+        if m.fraction() is not None:
+            parts[0] = f"{m.share_text()}, {parts[0]}"
         parts += [f"{label} {value}" for label, value in counters(summary, len(m.retrying))]
         parts.append(f"{m.rate():,.0f} {unit(summary)}")
         if m.eta() is not None:
@@ -114,18 +113,25 @@ class PlainReporter:
 
 
 class _Display(Progress):
-    """The progress bar with a second line of counters under it."""
+    """The progress bar with a line of counters under it, and one of retries once any."""
 
     counters: RenderableType = ""
+    retries: RenderableType | None = None
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
         yield self.counters
+        if self.retries is not None:
+            yield self.retries
 
 
 class RichReporter:
     """For a person at a terminal: input bytes read of total, rate and ETA on one line; the
-    records, accepted, rejected and retrying counters under it; a table at the end."""
+    records, accepted, rejected and retrying counters under it; a table at the end.
+
+    Retries are one line that updates in place (how many, by status, and the next wait), not
+    a line each: a 503 storm would scroll the progress away. The log file keeps every one,
+    with its trace_id."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -133,7 +139,7 @@ class RichReporter:
         self._display = _Display(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=24),
-            TaskProgressColumn(),
+            TextColumn("{task.fields[share]}"),
             TextColumn("{task.fields[bytes]}"),
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[eta]}", style="progress.remaining"),
@@ -143,6 +149,8 @@ class RichReporter:
         )
         self._task: TaskID | None = None
         self._last = 0.0
+        self._retries: Counter[str] = Counter()
+        self._next_wait: float | None = None
 
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
         self.meter.update(summary, bytes_read, total_bytes)
@@ -171,10 +179,18 @@ class RichReporter:
         first = self._task is None
         if self._task is None:
             description = "sending" if sending(m.summary) else "checking"
-            self._task = self._display.add_task(description, bytes=shown, rate=rate, eta=eta)
+            self._task = self._display.add_task(
+                description, bytes=shown, rate=rate, eta=eta, share=m.share_text()
+            )
         # `completed` by update: add_task's stub takes an int, and the fraction is a float.
         self._display.update(
-            self._task, total=total, completed=completed, bytes=shown, rate=rate, eta=eta
+            self._task,
+            total=total,
+            completed=completed,
+            bytes=shown,
+            rate=rate,
+            eta=eta,
+            share=m.share_text(),
         )
         if first:
             self._display.start()
@@ -182,14 +198,23 @@ class RichReporter:
     def attempt(self, attempt: Attempt) -> None:
         self.meter.attempt(attempt)
         if attempt.retry_in is not None:
-            trace = f" (trace_id {attempt.trace_id})" if attempt.trace_id else ""
-            self.console.log(
-                f"retrying batch {attempt.batch_seq} in {attempt.retry_in:.1f} s: "
-                f"{_what(attempt)}{trace}",
-                markup=False,
-            )
+            self._retries[_what(attempt)] += 1
+            self._next_wait = attempt.retry_in
+        if self._retries:  # redrawn on every answer: "next in" goes once nothing waits
+            self._display.retries = self.retry_line()
         if self._task is not None:
             self._refresh()
+
+    def retry_line(self) -> Text:
+        """`retries 12 (HTTP 503: 10, HTTP 429: 2), next in 3.2 s` while a batch waits."""
+        by_what = ", ".join(f"{what}: {n:,}" for what, n in self._retries.most_common())
+        line = Text(" ")
+        line.append("retries ", style="dim")
+        line.append(f"{sum(self._retries.values()):,}", style="yellow")
+        line.append(f" ({by_what})")
+        if self.meter.retrying and self._next_wait is not None:
+            line.append(f", next in {self._next_wait:.1f} s")
+        return line
 
     def notice(self, message: str) -> None:
         self.console.log(message, markup=False)
@@ -299,12 +324,18 @@ def is_screen(stream: IO[str]) -> bool:
 
 def make_reporter(quiet: bool = False, log_file: str | None = None) -> Reporters:
     """The screen reporter for stderr (rich on a terminal, plain lines otherwise), plus the log
-    file's. NO_COLOR is honoured by rich itself: styles stay, colours go. Raises OSError when
-    the log file cannot be opened."""
+    file's. NO_COLOR (set and not empty, as no-color.org says) means no styling at all: rich
+    alone would drop the colours and keep bold and dim, so the colour system is switched off,
+    which leaves only the cursor movements of the live display. Raises OSError when the log
+    file cannot be opened."""
     screen: PlainReporter | RichReporter
     if not quiet and is_screen(sys.stderr):
         console = Console(
-            file=sys.stderr, force_terminal=True, force_interactive=True, log_path=False
+            file=sys.stderr,
+            force_terminal=True,
+            force_interactive=True,
+            log_path=False,
+            color_system=None if os.environ.get("NO_COLOR") else "auto",
         )
         screen = RichReporter(console)
     else:

@@ -39,7 +39,7 @@ def _sandbox_received(sb: Any) -> None:  # Any: the sandbox is imported only whe
     """What the embedded sandbox stored: the proof that the events arrived."""
     stats = sb.stats()
     typer.echo(
-        f"sandbox: stored {stats['events_accepted']:,} events of {stats['users_accepted']:,} "
-        f"users in {stats['requests']:,} requests",
+        f"sandbox: stored {stats['events_accepted']:,} events in "
+        f"{stats['users_accepted']:,} user objects, {stats['requests']:,} requests",
         err=True,
     )

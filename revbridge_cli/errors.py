@@ -120,10 +120,51 @@ def exit_for_signal(signum: int) -> Exit:
     return SIGNAL_EXITS.get(signum, Exit.TERMINATED)
 
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 everything accepted; 1 finished, but something was rejected or undelivered "
-    "(all of it is in the rejected file); 2 usage, configuration or unreadable input; "
-    "3 authentication refused; 69 the server could not be reached; 70 internal error; "
-    "74 an output (rejected file, state, log) could not be written; 75 another run holds the "
-    "--state file; 129 hang-up (SIGHUP); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
-)
+_MEANING: dict[Exit, str] = {
+    Exit.OK: "everything accepted",
+    Exit.INCOMPLETE: "finished, but something was rejected or undelivered (all of it is in the "
+    "rejected file)",
+    Exit.USAGE: "usage, configuration or unreadable input",
+    Exit.AUTH: "authentication refused",
+    Exit.UNAVAILABLE: "the server could not be reached",
+    Exit.SOFTWARE: "internal error",
+    Exit.IOERR: "an output (rejected file, state, log) could not be written",
+    Exit.LOCKED: "another run holds the --state file",
+    Exit.HANGUP: "hang-up (SIGHUP)",
+    Exit.INTERRUPTED: "interrupted (Ctrl-C)",
+    Exit.TERMINATED: "terminated (SIGTERM)",
+}
+
+# The codes each command can return, and so the ones its --help lists (tests/test_docs.py
+# checks the help against this table). validate sends nothing (no 3, 69) and takes no state
+# (no 75); check makes one request (README "revbridge check").
+COMMAND_EXITS: dict[str, tuple[Exit, ...]] = {
+    "send": tuple(Exit),
+    "validate": (
+        Exit.OK, Exit.INCOMPLETE, Exit.USAGE, Exit.SOFTWARE, Exit.IOERR,
+        Exit.HANGUP, Exit.INTERRUPTED, Exit.TERMINATED,
+    ),
+    "check": (Exit.OK, Exit.USAGE, Exit.AUTH, Exit.INTERRUPTED),
+    "config": (Exit.OK, Exit.USAGE),
+    "state show": (Exit.OK, Exit.USAGE),
+}  # fmt: skip
+_CHECK_MEANING = {
+    Exit.OK: "the key, customer id and server are good",
+    Exit.USAGE: "usage or configuration, the server cannot be reached, or what answers is not "
+    "the Events API",
+    Exit.AUTH: "the server refused the credentials",
+}
+_OTHER_MEANING = {
+    "config": {Exit.OK: "shown"},
+    "state show": {Exit.OK: "shown", Exit.USAGE: "no such state file, or not a state file"},
+    "check": _CHECK_MEANING,
+}
+
+
+def exit_codes_help(command: str) -> str:
+    """The `Exit codes: ...` paragraph of a command's --help, from `COMMAND_EXITS`."""
+    words = {**_MEANING, **_OTHER_MEANING.get(command, {})}
+    return "Exit codes: " + "; ".join(f"{int(c)} {words[c]}" for c in COMMAND_EXITS[command]) + "."
+
+
+EXIT_CODES_HELP = exit_codes_help("send")

@@ -48,7 +48,8 @@ create table if not exists files (
 );
 create table if not exists settled (path text not null, lines blob not null);
 create table if not exists inflight (
-    batch integer primary key, lines blob not null, sends integer not null default 1
+    batch integer primary key, lines blob not null, sends integer not null default 1,
+    users integer, events integer  -- what the batch carries, for `revbridge state show`
 );
 create table if not exists doubt (
     path text not null, line integer not null, times integer not null default 1,
@@ -62,6 +63,8 @@ _ADDED = (
     ("files", "fingerprint", "text"),
     ("inflight", "sends", "integer not null default 1"),
     ("doubt", "times", "integer not null default 1"),
+    ("inflight", "users", "integer"),  # for `revbridge state show`
+    ("inflight", "events", "integer"),
 )
 IDENTITY_KEYS = {"device": int, "inode": int, "size": int, "head_sha": str}
 
@@ -295,12 +298,19 @@ class Journal:
                 (orjson.dumps(fingerprint).decode(), path),
             )
 
-    def begin_batch(self, batch: int, refs: list[tuple[str, int]]) -> None:
+    def begin_batch(
+        self,
+        batch: int,
+        refs: list[tuple[str, int]],
+        users: int | None = None,
+        events: int | None = None,
+    ) -> None:
         """Before a batch goes out: if we die now, these records are in doubt."""
         with self._writing():
             self.db.execute(
-                "insert or replace into inflight (batch, lines, sends) values (?, ?, 1)",
-                (batch, _encode_refs(refs)),
+                "insert or replace into inflight (batch, lines, sends, users, events)"
+                " values (?, ?, 1, ?, ?)",
+                (batch, _encode_refs(refs), users, events),
             )
 
     def batch_sends(self, batch: int, sends: int) -> None:

@@ -72,10 +72,29 @@ class Ledger:
         self.summary = summary
         self.rejected: RejectedSink = sink or RejectedFile(rejected_path, datetime.now(UTC))
         self.files: list[str] = []  # file number -> name, for `source`
+        # (file number, line) of a rejected row read back -> its `origin`: the first input's
+        # file and line, kept through every fix-and-resend round
+        self.lineage: dict[tuple[int, int], str] = {}
 
     def source(self, origins: Iterable[Origin]) -> str:
         """`file:line`, several joined; a user merged from thousands of records is cut short."""
         names = [f"{self.files[f]}:{line}" for f, line, _ in origins]
+        if len(names) > _MAX_SOURCES:
+            names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
+        return ", ".join(names)
+
+    def note_lineage(self, origin: Origin, record: dict[str, Any]) -> None:
+        """A record that is a row of an earlier rejected file: remember where it came from."""
+        if "userIndex" not in record or "message" not in record:
+            return
+        first = record.get("origin") or record.get("source")
+        if isinstance(first, str) and first:
+            self.lineage[(origin[0], origin[1])] = first
+
+    def origin(self, origins: Iterable[Origin]) -> str:
+        """`origin` of a row: the first input's `file:line` of each record, cut as `source`."""
+        lineage = self.lineage
+        names = [lineage.get((f, line)) or f"{self.files[f]}:{line}" for f, line, _ in origins]
         if len(names) > _MAX_SOURCES:
             names = [*names[:_MAX_SOURCES], f"… (+{len(names) - _MAX_SOURCES} more)"]
         return ", ".join(names)
@@ -93,6 +112,7 @@ class Ledger:
                 user=invalid.user,
                 raw=invalid.raw,
                 source_row=invalid.row,
+                origin=self.origin([origin]) if self.lineage else None,
             )
         )
         self.summary.records_invalid += 1
@@ -108,10 +128,9 @@ class Ledger:
     def would_send(self, batch: Batch) -> None:
         """Dry run and validate: what would have gone out."""
         summary = self.summary
-        summary.batches += 1
         summary.users_sent += batch.n_users
         summary.events_sent += batch.n_events
-        summary.bytes_sent += batch.size
+        summary.bytes_would_send += batch.size
 
     def attempt(self, attempt: Attempt) -> None:
         self.summary.requests += 1
@@ -169,6 +188,7 @@ class Ledger:
             trace_id=outcome.trace_id,
             user=orjson.loads(batch.user_data(index)),
             source=self.source(user.origins),
+            origin=self.origin(user.origins) if self.lineage else None,
         )
 
     def close(self) -> None:

@@ -65,6 +65,12 @@ def _describe(line: bytes, e: orjson.JSONDecodeError) -> str:
     return f"invalid JSON ({e.msg} at column {e.colno})"
 
 
+def describe_json_error(text: str, e: orjson.JSONDecodeError) -> str:
+    """The one wording of a JSON syntax error, for an input line and for a rejected row's
+    fixed `raw` alike, so a row keeps its reason from one fix round to the next."""
+    return _describe(text.encode("utf-8", "surrogatepass"), e)
+
+
 def bad_line(
     src: str, n: int, off: int, line: bytes, e: orjson.JSONDecodeError
 ) -> RawRecord | None:

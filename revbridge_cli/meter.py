@@ -76,6 +76,16 @@ class Meter:
         settled = min(s.events_sent / valid, 1.0) if valid > 0 else 1.0
         return read * settled
 
+    def share_text(self) -> str:
+        """The bar's percentage, named for what it measures: on a send the share of the input
+        with a verdict (settled), which trails the bytes read while requests are out; on a dry
+        run or validate the share read."""
+        fraction = self.fraction()
+        if fraction is None:
+            return ""
+        what = "settled" if self.summary is not None and sending(self.summary) else "read"
+        return f"{100 * fraction:.0f}% {what}"
+
     def eta(self) -> float | None:
         """Seconds left at the pace so far; None while unknown."""
         elapsed = time.monotonic() - self.started
@@ -100,12 +110,12 @@ def sending(summary: Summary) -> bool:
 
 
 def _done(summary: Summary) -> int:
-    """What the rate counts: events with a verdict when sending, records otherwise."""
-    return summary.events_sent if sending(summary) else summary.records_read
+    """What the rate counts: accepted events when sending, records otherwise."""
+    return summary.events_accepted if sending(summary) else summary.records_read
 
 
 def unit(summary: Summary) -> str:
-    return "events/s" if sending(summary) else "records/s"
+    return "accepted events/s" if sending(summary) else "records/s"
 
 
 def counters(summary: Summary, retrying: int) -> list[tuple[str, str]]:

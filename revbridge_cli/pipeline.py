@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from revbridge_cli import __version__, reader
+from revbridge_cli import __version__, reader, runlog
 from revbridge_cli.batch import Batch
 from revbridge_cli.credentials import Secret
 from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender
+from revbridge_cli.distinct import DistinctUsers
 from revbridge_cli.errors import (
     Exit,
     InternalError,
@@ -91,6 +93,9 @@ class Run:
         self._bytes_in_file = 0  # of the file being read
         self._current_size = 0
         self._total_bytes: int | None = 0
+        self._run_row: int | None = None  # this run's row in the state's `runs` table
+        self._limit_left = settings.limit  # --limit: records this run may still read
+        self.users = DistinctUsers()  # distinct users among the parts packed (distinct.py)
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -115,6 +120,7 @@ class Run:
             self.durable = Durable(
                 journal, self.files, self.settings.restart_changed, self.settings.grace_seconds
             )
+            self._run_row = runlog.begin(journal.db)
             self.packer = self._packer()  # held records cost more: the journal tracks them
 
     def use_server(self, base_url: str, api_key: Secret, customer_id: str) -> None:
@@ -208,6 +214,7 @@ class Run:
     async def _dispatch(self, batch: Batch) -> None:
         """A closed batch to its lane. After a wait the packer may hold more (only once the
         first request was answered: slow start); the first batch waits for its verdict."""
+        self.summary.batches += 1
         if self._lanes is None:
             self.ledger.would_send(batch)
             self._probing = False
@@ -295,19 +302,25 @@ class Run:
 
     async def _read_all(self) -> None:
         for file_no in range(len(self.files)):
-            if self.stopping:
+            if self.stopping or self._limit_left == 0:
                 return
             plan = self.durable.plan(file_no) if self.durable else FilePlan()
+            counts = _FileCounts(self, file_no)
             if plan.error:
                 self.summary.input_errors.append(plan.error)
+                counts.done(error=plan.error)
                 continue
             if plan.skip:
                 self.reporter.notice(plan.skip)
+                counts.done(notice=plan.skip)
                 continue
             try:
                 await self._read_file(file_no, plan)
             except reader.InputError as exc:
                 self.summary.input_errors.append(str(exc))
+                counts.done(error=str(exc))
+            else:
+                counts.done()
             self._bytes_done += self._current_size
             self._bytes_in_file = 0
             self._report_progress()
@@ -320,8 +333,11 @@ class Run:
         tracker = durable.tracker if durable else None
         settled = plan.settled or None
         in_doubt = plan.in_doubt or None
-        fast = None if s.shape.general_only or s.event_id_property else fast_flat_event
+        general = s.shape.general_only or s.event_id_property or s.window
+        fast = None if general else fast_flat_event
+        limit = self._limit_left
         add = self.packer.add
+        seen = self.users.seen.add
         records: reader.Reader | IterableSource
         if self._records is not None:
             records = IterableSource(self._records)
@@ -350,6 +366,7 @@ class Run:
                 if part is not None and in_doubt is None:
                     untimed += part.untimed
                     events += 1
+                    seen(hash(part.key))
                     packed = add(part)
                     if packed is None:
                         if tracker is not None:
@@ -366,11 +383,18 @@ class Run:
                     summary.events_read += events
                     read = untimed = events = 0
                     self._bytes_in_file = records.bytes_read
+                    self.users.check()
                     self._report_progress()
                     await asyncio.sleep(0)
                 if self.stopping:
                     summary.notices.append(self._stopped_after(file_no, line))
                     return
+                if limit is not None:
+                    limit -= 1
+                    if not limit:  # not the file's end: the journal must not note one
+                        self._limit_left = 0
+                        summary.notices.append(self._limit_reached(file_no, line))
+                        return
         except ReadInterrupted:  # a stop cut a wait on the input short (a quiet pipe)
             summary.notices.append(self._stopped_after(file_no, line))
             return
@@ -378,6 +402,7 @@ class Run:
             summary.records_read += read
             summary.events_without_timestamp += untimed
             summary.events_read += events
+        self._limit_left = limit
         if durable:
             durable.file_read(file_no, records.lines, records.end_offset)
         held = records.held_back_bytes
@@ -402,19 +427,32 @@ class Run:
         tracker = self.durable.tracker if self.durable else None
         if tracker:
             tracker.read(origin, 1)  # held while its parts are packed
+        if type(record.value) is dict and "userIndex" in record.value:  # a row sent back
+            self.ledger.note_lineage(origin, record.value)
         if record.error is not None:
             where = f"{self._name(origin[0])}:{record.line}"
             self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, self.settings.shape)
+            window, outside = self.settings.window, 0
             for item in items:
                 if isinstance(item, Invalid):
                     self._set_aside(item, origin)
                     continue
+                if window is not None:
+                    kept, left_out, untimed = window.select(item)
+                    self.summary.events_read += left_out
+                    self.summary.events_outside_window += left_out
+                    self.summary.untimed_outside_window += untimed
+                    outside += kept is None
+                    if kept is None:
+                        continue
+                    item = kept
                 if self.settings.event_id_property:
                     item = stamp(item, self.settings.event_id_property)
                 self.summary.events_without_timestamp += item.untimed
                 self.summary.events_read += len(item.events)
+                self.users.seen.add(hash(item.key))
                 if in_doubt is not None and record.line in in_doubt:  # counted once settled
                     self.durable.resending(origin, len(item.events))  # type: ignore[union-attr]
                 packed = self.packer.add(item)
@@ -427,6 +465,8 @@ class Run:
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
                     await self._packed(packed, origin, None)
+            if outside and outside == len(items):
+                self.summary.records_outside_window += 1
         if tracker:
             tracker.release(origin)
 
@@ -465,7 +505,14 @@ class Run:
         except OutputError as exc:
             self._fail(exc)
         self.summary.elapsed_seconds = time.monotonic() - started
+        self.summary.users_distinct = self.users.count
+        self.summary.users_distinct_estimated = self.users.estimated
         self.summary.exit_code = int(self._exit_code())
+        if self._run_row is not None and self.settings.state:
+            try:  # only what `state show` reports: the run's outcome stands either way
+                runlog.end(self.settings.state, self._run_row, self.summary)
+            except (OSError, sqlite3.Error) as exc:
+                self.summary.notices.append(f"the run's end could not be noted in the state: {exc}")
 
     def _exit_code(self) -> Exit:
         """A family that stopped the run wins over the signal that may have come with it."""
@@ -487,9 +534,50 @@ class Run:
             "the rejected file; nothing after it was read"
         )
 
+    def _limit_reached(self, file_no: int, line: int) -> str:
+        where = f"{self._name(file_no)}:{line}"
+        again = (
+            "run the same command again for the next ones"
+            if self.durable
+            else ("nothing after it was read")
+        )
+        return f"--limit {self.settings.limit:,} reached after {where}; {again}"
+
     def _name(self, file_no: int) -> str:
         return reader.display_name(self.files[file_no])
 
     def _report_progress(self) -> None:
         done = self._bytes_done + self._bytes_in_file
         self.reporter.progress(self.summary, done, self._total_bytes)
+
+
+class _FileCounts:
+    """One file's share of the run's read counts (`--json`'s `files`), by difference: the
+    read loop stays as it is, and the figures add up to the run's."""
+
+    __slots__ = ("_before", "_file_no", "_run")
+
+    def __init__(self, run: Run, file_no: int) -> None:
+        self._run, self._file_no = run, file_no
+        self._before = self._now()
+
+    def _now(self) -> tuple[int, int, int, int]:
+        s = self._run.summary
+        skipped = self._run.durable.skipped_records if self._run.durable else 0
+        return s.records_read, s.events_read, s.records_invalid, skipped
+
+    def done(self, error: str | None = None, notice: str | None = None) -> None:
+        read, events, invalid, skipped = (
+            a - b for a, b in zip(self._now(), self._before, strict=True)
+        )
+        self._run.summary.files.append(
+            {
+                "path": self._run._name(self._file_no),
+                "records_read": read,
+                "events_read": events,
+                "records_invalid": invalid,
+                "records_skipped": skipped,
+                "error": error,
+                "notice": notice,
+            }
+        )

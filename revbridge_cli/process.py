@@ -13,7 +13,7 @@ import contextlib
 import gc
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -49,8 +49,11 @@ def throughput_gc() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stop_signals(loop: asyncio.AbstractEventLoop, run: Run) -> Iterator[None]:
-    """The first stop signal asks the run to stop; a second one quits at once.
+def stop_signals(
+    loop: asyncio.AbstractEventLoop, run: Run, on_quit: Callable[[str, int], None] | None = None
+) -> Iterator[None]:
+    """The first stop signal asks the run to stop; a second one quits at once, after
+    `on_quit(why, exit_code)` (the CLI's --json object; it must only write, at once).
 
     Plain `signal.signal` handlers rather than the loop's: the handler runs on the main
     thread even while the run is blocked reading a quiet pipe (the loop's own handlers would
@@ -64,6 +67,10 @@ def stop_signals(loop: asyncio.AbstractEventLoop, run: Run) -> Iterator[None]:
         name = STOP_SIGNALS[signal.Signals(signum)]
         if received:  # the second one: quit now, the journal keeps what was committed
             os.write(2, f"\n{name} again: quitting now\n".encode())
+            if on_quit is not None:
+                on_quit(
+                    f"{name} again: quit at once, with no summary", int(exit_for_signal(signum))
+                )
             os._exit(int(exit_for_signal(signum)))
         received.append(signum)
         if run.gate.waiting:  # blocked on the input: the loop is not running, stop here

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli import contract, timestamps
+from revbridge_cli.lines import describe_json_error
 from revbridge_cli.mapping import Mapping, MappingError
 from revbridge_cli.nearmiss import KEYS as _NEAR_MISS
 from revbridge_cli.timestamps import epoch_to_iso
@@ -145,7 +146,7 @@ def _users_of(record: dict[str, Any]) -> list[Any] | Invalid:
         try:
             fixed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Invalid(f"`raw` is still not valid JSON ({exc})", raw=raw)
+            return Invalid(describe_json_error(raw, exc), raw=raw)
         if not isinstance(fixed, dict):
             return Invalid("`raw` is not a JSON object", raw=raw)
         return _users_of(fixed)

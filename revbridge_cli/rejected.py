@@ -31,11 +31,14 @@ def row(
     trace_id: str | None = None,
     raw: str | None = None,
     source_row: dict[str, Any] | None = None,
+    origin: str | None = None,
 ) -> dict[str, Any]:
     """One row. `kind` says who set it aside: `invalid` (our check, or unreadable input),
     `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict).
-    `source_row` is the record as read when a mapping could not make a user of it: sent back
-    with the same options, it goes through the mapping again."""
+    `source` is where this run read it; `origin` where the very first run did, through any
+    number of fix-and-resend rounds (the same as `source` the first time). `source_row` is the
+    record as read when a mapping could not make a user of it: sent back with the same
+    options, it goes through the mapping again."""
     out: dict[str, Any] = {
         "userIndex": user_index,
         "message": message,
@@ -43,6 +46,7 @@ def row(
         "kind": kind,
         "user": user,
         "source": source,
+        "origin": origin or source,
     }
     if raw is not None:
         out["raw"] = raw

@@ -180,7 +180,7 @@ class Durable:
 
     def batch_out(self, batch: Batch) -> None:
         refs = sorted({(self.paths[f], line) for f, line, _ in batch.origins()})
-        self.journal.begin_batch(batch.seq, refs)
+        self.journal.begin_batch(batch.seq, refs, batch.n_users, batch.n_events)
         self._out[batch.seq] = _Out(batch.n_events, time.monotonic())
 
     def attempted(self, attempt: Attempt) -> None:

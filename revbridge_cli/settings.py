@@ -15,6 +15,7 @@ from revbridge_cli.option_bounds import BOUNDS
 from revbridge_cli.pack import DEFAULT_BUFFER_BYTES
 from revbridge_cli.records import ShapeOptions
 from revbridge_cli.retry import RetryPolicy
+from revbridge_cli.window import Window
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class SendSettings:
     grace_seconds: float = 5.0
     log_file: str | None = None
     event_id_property: str | None = None  # stamp each event with a stable id (event_ids.py)
+    window: Window | None = None  # --since/--until
+    limit: int | None = None  # --limit: read at most this many records
 
 
 def build_settings(

@@ -1,4 +1,11 @@
-"""The run's counters and how they read: a plain text block, a rich table, or JSON."""
+"""The run's counters and how they read: a plain text block, a rich table, or JSON.
+
+The JSON form (`--json`) is versioned (`schema_version`); each count has one meaning on every
+kind of run: `requests` are HTTP requests made, retries included (none on a dry run or a
+validate); `batches` are request bodies packed (on a dry run, the requests a fast server
+would see); `bytes_sent` went over the wire, `bytes_would_send` is what a dry run or a
+validate would have sent; `sent` says whether anything could have gone to a server.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,31 @@ from typing import Any
 
 from rich.table import Table
 
+JSON_SCHEMA_VERSION = 1
+
+
+def error_json(message: str, exit_code: int, *, dry_run: bool = False) -> dict[str, Any]:
+    """`--json` for a run that ended before it could count anything (exit 2, 74, 75, ...)."""
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "error": message,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "sent": False,
+    }
+
 
 @dataclass
 class Summary:
-    """Counts of one run. Users are user objects as sent (one per user per batch)."""
+    """Counts of one run. `users_*` count user objects as sent (one per user per request:
+    a user whose events needed three requests counts three times); `users_distinct` counts
+    each user once (distinct.py says how, at scale)."""
 
     records_read: int = 0
     records_invalid: int = 0
     events_read: int = 0  # events of the records that shaped into user parts
+    users_distinct: int = 0  # distinct users (primary identifiers) among the events packed
+    users_distinct_estimated: bool = False  # past distinct.EXACT_UP_TO: an estimate (~0.8%)
     users_sent: int = 0
     events_sent: int = 0
     users_accepted: int = 0
@@ -26,8 +50,9 @@ class Summary:
     events_undelivered: int = 0
     requests: int = 0
     retries: int = 0
-    bytes_sent: int = 0
-    batches: int = 0
+    bytes_sent: int = 0  # request bodies' bytes that went out, retries included
+    bytes_would_send: int = 0  # dry run and validate: the bodies packed, sent nowhere
+    batches: int = 0  # request bodies packed (a 413's halves are not new batches)
     possible_duplicate_events: int = 0
     concurrency_lowest: int | None = None  # in flight at most, at the server's worst
     grouping_buffer_mb: float | None = None  # the most it held, once requests lagged
@@ -35,6 +60,9 @@ class Summary:
     events_too_big: int = 0  # single events no request can carry: set aside, one row each
     events_unrecorded: int = 0  # their verdict could not be written (the rejected file failed)
     records_skipped: int = 0  # with --state: settled by an earlier run
+    events_outside_window: int = 0  # --since/--until: read, counted, not sent, not set aside
+    untimed_outside_window: int = 0  # of those, events without a timestamp
+    records_outside_window: int = 0  # records none of whose events fell in the window
     events_without_timestamp: int = 0
     elapsed_seconds: float = 0.0
     rejected_file: str | None = None
@@ -48,10 +76,12 @@ class Summary:
     dry_run: bool = False
     sent: bool = True
     exit_code: int = 0  # the run's outcome as the CLI's exit code (errors.Exit)
+    files: list[dict[str, Any]] = field(default_factory=list)  # per input file, as read
 
     @property
     def events_per_second(self) -> float:
-        events = self.events_sent if self.sent else self.records_read
+        """Accepted events a second on a send; records read a second on a dry run or validate."""
+        events = self.events_accepted if self.sent and not self.dry_run else self.records_read
         return events / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
     @property
@@ -67,6 +97,7 @@ class Summary:
             + self.events_too_big
             + self.events_pending
             + self.events_unrecorded
+            + self.events_outside_window
         )
 
     @property
@@ -80,7 +111,8 @@ class Summary:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {"schema_version": JSON_SCHEMA_VERSION, **asdict(self)}
+        data["sent"] = self.sent and not self.dry_run
         data["reasons"] = dict(self.reasons.most_common())
         data["events_per_second"] = round(self.events_per_second, 1)
         data["elapsed_seconds"] = round(self.elapsed_seconds, 3)
@@ -92,13 +124,22 @@ class Summary:
         out = [("records read", f"{self.records_read:,}")]
         if self.records_invalid:
             out.append(("invalid records (not sent)", f"{self.records_invalid:,}"))
+        if self.users_distinct:
+            approx = "~" if self.users_distinct_estimated else ""
+            out.append(("distinct users", f"{approx}{self.users_distinct:,}"))
         if self.sent and not self.dry_run:
             out += [
-                ("users sent / events sent", f"{self.users_sent:,} / {self.events_sent:,}"),
-                ("accepted users / events", f"{self.users_accepted:,} / {self.events_accepted:,}"),
-                ("rejected users / events", f"{self.users_rejected:,} / {self.events_rejected:,}"),
+                ("user objects / events sent", f"{self.users_sent:,} / {self.events_sent:,}"),
                 (
-                    "undelivered users / events",
+                    "accepted user objects / events",
+                    f"{self.users_accepted:,} / {self.events_accepted:,}",
+                ),
+                (
+                    "rejected user objects / events",
+                    f"{self.users_rejected:,} / {self.events_rejected:,}",
+                ),
+                (
+                    "undelivered user objects / events",
                     f"{self.users_undelivered:,} / {self.events_undelivered:,}",
                 ),
                 ("requests (retries)", f"{self.requests:,} ({self.retries:,})"),
@@ -107,6 +148,8 @@ class Summary:
                 out.append(("concurrency at its lowest", f"{self.concurrency_lowest}"))
             if self.grouping_buffer_mb is not None:
                 out.append(("grouping buffer at most", f"{self.grouping_buffer_mb:,.1f} MB"))
+            if self.events_outside_window:
+                out.append(("events outside --since/--until", f"{self.events_outside_window:,}"))
             if self.records_skipped:
                 out.append(("records done by earlier runs", f"{self.records_skipped:,}"))
             if self.events_pending:
@@ -115,12 +158,14 @@ class Summary:
                 out.append(("possible duplicate events", f"{self.possible_duplicate_events:,}"))
         elif self.dry_run:
             out += [
-                ("would send users / events", f"{self.users_sent:,} / {self.events_sent:,}"),
-                ("would send requests / bytes", f"{self.batches:,} / {self.bytes_sent:,}"),
+                ("would send user objects / events", f"{self.users_sent:,} / {self.events_sent:,}"),
+                ("would send requests / bytes", f"{self.batches:,} / {self.bytes_would_send:,}"),
             ]
         out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
-        unit = "events/s" if self.sent else "records/s"
-        out.append(("rate", f"{self.events_per_second:,.0f} {unit}"))
+        sending = self.sent and not self.dry_run
+        if self.events_per_second > 0:  # a rate of nothing accepted would only mislead
+            unit = "accepted events/s" if sending else "records/s"
+            out.append(("rate", f"{self.events_per_second:,.0f} {unit}"))
         if self.rejected_file and self.rejected_rows:
             out.append(("rejected file", f"{self.rejected_file} ({self.rejected_rows:,} rows)"))
         return out
@@ -131,6 +176,11 @@ class Summary:
             out.append(
                 f"{self.events_without_timestamp:,} events have no timestamp: the server stamps "
                 "them with the time of arrival (use --require-timestamp to set them aside)"
+            )
+        if self.untimed_outside_window:
+            out.append(
+                f"{self.untimed_outside_window:,} events have no timestamp, so no place in "
+                "--since/--until: not sent (counted among the events outside the window)"
             )
         out += [f"input stopped early: {e}" for e in self.input_errors]
         if self.interrupted:

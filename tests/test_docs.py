@@ -19,6 +19,7 @@ from conftest import cli
 from typer.main import get_command
 
 from revbridge_cli.cli import app
+from revbridge_cli.errors import COMMAND_EXITS, Exit
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -136,7 +137,8 @@ def test_readme_commands_use_real_options() -> None:
 def test_quick_start_runs_the_samples_on_the_sandbox(tmp_path: Path) -> None:
     first = re.search(r"```sh\n(python3 -m venv[^\n]*revbridge send[^\n]*)\n```", README)
     assert first, "the quick start's first command is gone"
-    command = first.group(1).split("&& revbridge ", 1)[1]
+    command, said = first.group(1).split("&& revbridge ", 1)[1].split("; echo ", 1)
+    assert "1 is expected" in said and "five bad records" in said  # in its own output
     argv = shlex.split(command)
     argv = [str(ROOT / a) if a.startswith("samples") else a for a in argv]
     result = cli(*argv, cwd=tmp_path)
@@ -161,3 +163,53 @@ def test_the_readme_mapping_example_is_a_valid_mapping() -> None:
     (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
     mapping = parse(block, "README.md")
     assert mapping.fields and mapping.merges and mapping.set_aside
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_EXITS))
+def test_each_commands_help_lists_only_the_exit_codes_it_can_return(name: str) -> None:
+    """The help's `Exit codes:` paragraph names exactly the codes of errors.COMMAND_EXITS, the
+    one table of what each command can return (validate never sends: no 3, 69 or 75)."""
+    epilog = " ".join((COMMANDS[tuple(name.split())].epilog or "").split())
+    match = re.search(r"Exit codes: (.*?)\.(?: Examples|$)", epilog)
+    assert match, f"revbridge {name} --help lists no exit codes"
+    listed = [int(n) for n in re.findall(r"(?:^|; )(\d+) ", match.group(1))]
+    assert listed == [int(code) for code in COMMAND_EXITS[name]]
+
+
+def test_validate_and_the_read_only_commands_do_not_claim_server_or_state_codes() -> None:
+    for name in ("validate", "config", "state show"):
+        assert not {Exit.AUTH, Exit.UNAVAILABLE, Exit.LOCKED} & set(COMMAND_EXITS[name])
+
+
+@pytest.mark.e2e
+def test_help_shows_words_not_python_types() -> None:
+    """Real metavars (`FILES...`, `PATH`, `N`), `--format` with its choices: never `<str>`."""
+    for path in COMMANDS:
+        done = cli(*path, "--help")
+        assert done.returncode == 0, done.stderr
+        assert not re.search(r"<(str|int|float|list)", done.stdout), (path, done.stdout)
+    send = cli("send", "--help").stdout
+    assert "Usage: revbridge send [OPTIONS] FILES..." in send
+    assert "--format ndjson|json" in send and "--state PATH" in send and "--limit N" in send
+
+
+def test_one_cron_recipe_valid_for_crontab() -> None:
+    """README and docs/durable-runs.md show the same recipe: one line (crontab has no
+    continuations), the console script by its absolute path (cron's PATH lacks a venv)."""
+    durable = (ROOT / "docs" / "durable-runs.md").read_text()
+    recipes = [re.findall(r"```cron\n(.*?)```", text, flags=re.S) for text in (README, durable)]
+    assert recipes[0] == recipes[1] and len(recipes[0]) == 1
+    jobs = [line for line in recipes[0][0].splitlines() if line and not line.startswith("#")]
+    assert len(jobs) == 1 and "\\" not in recipes[0][0]
+    fields = jobs[0].split(None, 5)
+    assert len(fields) == 6 and "%" not in fields[5]
+    script = next(word for word in fields[5].split() if word.endswith("/revbridge"))
+    assert script.startswith("/")
+    argv = shlex.split(fields[5].split(f"{script} ", 1)[1])
+    assert {a for a in argv if a.startswith("--")} <= _options(argv[0]) | {"--help"}
+    assert "PATH" in README and "PATH" in durable
+
+
+def test_docs_do_not_point_outside_the_repository() -> None:
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        assert "../shared" not in page.read_text(), page

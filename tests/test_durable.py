@@ -468,7 +468,7 @@ def test_a_second_run_on_a_held_state_refuses_and_a_dead_holder_does_not_block(
     assert slow.poll() is None  # refused while the state was held, not after waiting for it
     assert code == 75
     assert "in use by a running revbridge" in err and str(slow.pid) in err
-    assert summary == {}
+    assert summary["exit_code"] == 75 and "in use" in summary["error"]  # --json: one object
     assert "Traceback" not in err
 
     slow.kill()

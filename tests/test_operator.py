@@ -116,7 +116,7 @@ def test_terminal_shows_live_progress_then_a_summary_table(sb: Sandbox, tmp_path
     text = visible(output)
     for piece in ("sending", "kB read", "events/s", "ETA", "records", "accepted", "rejected"):
         assert piece in text, piece
-    assert re.search(r"retrying batch \d+ in [\d.]+ s: HTTP 503 \(trace_id [-\w]+\)", text)
+    assert re.search(r"retries 1 \(HTTP 503: 1\), next in [\d.]+ s", text)
     assert "retrying 1" in text  # the counter while batch 2 waits
     # the summary table, drawn with box characters, after the display is gone
     table = text[text.rindex("revbridge send") :]
@@ -133,6 +133,7 @@ def test_terminal_with_no_color_has_no_colour_codes(sb: Sandbox, tmp_path: Path)
     output, code = pty_run(["send", str(data), *SLOW_SEND], env, tmp_path)
     assert code == 1, output  # one record set aside
     assert colour_codes(output) == []
+    assert _SGR.findall(output) == []  # no bold, no dim, no reset: no styling at all
     text = visible(output)
     assert "events/s" in text and "ETA" in text  # still the live display
     table = text[text.rindex("revbridge send") :]
@@ -140,6 +141,31 @@ def test_terminal_with_no_color_has_no_colour_codes(sb: Sandbox, tmp_path: Path)
     # the table shows reasons as text, not as rich markup ("[i]" would turn italic)
     assert "events[i]: event_name is required" in table
     assert "events.ndjson:201: events[0]: event_name is required" in table
+
+
+def test_a_503_storm_is_one_updating_line_and_the_log_keeps_every_retry(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    storm = tuple(range(2, 12))  # batch 2 is refused ten times, then goes in
+    sb.faults = Faults(latency=0.02, fail_requests=storm)
+    data = many_users(tmp_path, n=40)
+    log = tmp_path / "run.log"
+    args = ["send", str(data), "--max-users", "10", "--concurrency", "1", "--max-retries", "12"]
+    args += ["--retry-initial-delay", "0.2", "--retry-max-delay", "0.2", "--log-file", str(log)]
+    output, code = pty_run(args, tty_env(sb), tmp_path)
+    assert code == 0, output
+    text = visible(output)
+    assert "retrying batch" not in text  # no line per retry
+    assert re.search(r"retries \d+ \(HTTP 503: \d+\), next in 0\.\d s", text)
+    assert "retries 10 (HTTP 503: 10)" in text
+    # the screen's lines: a retry line is redrawn in place, never stacked in the scrollback
+    assert text.count("retries 10 (HTTP 503: 10)") <= text.count("ETA") + 1
+    refused = [r["trace_id"] for r in sb.requests() if r["status"] == 503]
+    assert len(refused) == 10
+    logged = [line for line in log.read_text().splitlines() if "HTTP 503" in line]
+    assert len(logged) == 10
+    for trace_id, line in zip(refused, logged, strict=True):
+        assert f"trace_id {trace_id}" in line and "retry in" in line
 
 
 def test_quiet_on_a_terminal_prints_nothing(sb: Sandbox, tmp_path: Path) -> None:
@@ -157,7 +183,7 @@ def test_json_to_a_pipe_while_the_display_is_on_the_terminal(sb: Sandbox, tmp_pa
     assert code == 0, output
     assert "events/s" in output and "records_read" not in output
     summary = (tmp_path / "out.json").read_text()
-    assert summary.startswith('{"records_read":50,') and summary.count("\n") == 1
+    assert summary.startswith('{"schema_version":1,"records_read":50,') and summary.count("\n") == 1
 
 
 # ---- off a terminal (cron, pipes, CI) --------------------------------------------------------
@@ -172,7 +198,7 @@ def test_pipes_get_no_escape_codes_and_a_plain_summary(sb: Sandbox, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x1b" not in result.stderr
     assert "━" not in result.stderr and "│" not in result.stderr
-    assert re.search(r"^accepted users / events +50 / 50$", result.stderr, re.M)
+    assert re.search(r"^accepted user objects / events +50 / 50$", result.stderr, re.M)
     assert re.search(r"^requests \(retries\) +\d+ \(1\)$", result.stderr, re.M)
     assert result.stdout == ""
 
@@ -243,7 +269,7 @@ def test_log_file_keeps_the_trace_id_of_every_request_not_a_plain_202(
     assert re.search(rf"HTTP 503 \(trace_id {failed[0]}, [\d.]+ s\); retry in", text)
     # lanes spread users by hash, so the batch of "blocked" holds up to 5 users
     assert re.search(rf"with 1 of [1-5] users rejected \(trace_id {partial[0]}", text)
-    assert "run finished" in text and re.search(r"rejected users / events +1 / 1", text)
+    assert "run finished" in text and re.search(r"rejected user objects / events +1 / 1", text)
     assert "\x1b" not in text
 
 

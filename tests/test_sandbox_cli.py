@@ -87,7 +87,7 @@ def test_runs_answers_curl_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["stats", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "events:   1" in result.output
-    assert "users:    1 profiles" in result.output
+    assert "users:    1 distinct (profiles)" in result.output
     assert "202: 1" in result.output
     assert answer["trace_id"] in result.output
 

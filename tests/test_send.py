@@ -557,7 +557,9 @@ def test_dry_run_reports_requests_and_bytes_and_sends_nothing(
     assert result.returncode == 0, result.stderr
     requests = sandbox.requests()
     assert dry["batches"] == len(requests)
-    assert dry["bytes_sent"] == sum(r["bytes"] for r in requests) == real["bytes_sent"]
+    assert dry["bytes_would_send"] == sum(r["bytes"] for r in requests) == real["bytes_sent"]
+    assert (dry["bytes_sent"], dry["sent"], real["bytes_would_send"]) == (0, False, 0)
+    assert real["batches"] == dry["batches"] and real["sent"] is True
 
 
 def test_json_summary_fields(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -260,11 +260,13 @@ def stats(
         return
     by_status = ", ".join(f"{status}: {n}" for status, n in report["requests_by_status"].items())
     typer.echo(f"events:   {report['events']}")
-    typer.echo(f"users:    {report['profiles']} profiles")
+    # The importer's words: distinct users (one profile each) vs user objects (one per user
+    # per request: a user whose events came in three requests is three user objects).
+    typer.echo(f"users:    {report['profiles']} distinct (profiles)")
     typer.echo(f"requests: {report['requests']} ({by_status or 'none'})")
     typer.echo(
-        f"accepted: {report['users_accepted']} users, {report['events_accepted']} events; "
-        f"rejected: {report['users_rejected']} users"
+        f"accepted: {report['users_accepted']} user objects, {report['events_accepted']} "
+        f"events; rejected: {report['users_rejected']} user objects"
     )
     if report["last_requests"]:
         typer.echo("last requests:")
