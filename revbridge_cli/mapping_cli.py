@@ -29,7 +29,9 @@ app = typer.Typer(
 def show(
     name: Annotated[
         str,
-        typer.Argument(help="segment, amplitude, mixpanel, posthog or ga4.", show_default=False),
+        typer.Argument(
+            metavar="NAME", help="segment, amplitude, mixpanel, posthog or ga4.", show_default=False
+        ),
     ],
 ) -> None:
     """Print a preset's mapping file (TOML), the same format --map reads."""
