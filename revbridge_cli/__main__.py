@@ -1,3 +1,3 @@
-from revbridge_cli.cli import main
+from revbridge_cli.cli.app import main
 
 main()

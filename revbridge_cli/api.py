@@ -25,17 +25,17 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from revbridge_cli import contract
-from revbridge_cli.base_url import check_base_url
-from revbridge_cli.cli_options import load_mapping
-from revbridge_cli.config import Connection as _Connection
-from revbridge_cli.credentials import Secret, check_header_value
+from revbridge_cli.cli.options import load_mapping
+from revbridge_cli.config.base_url import check_base_url
+from revbridge_cli.config.credentials import Secret, check_header_value
+from revbridge_cli.config.outputs import check_outputs
+from revbridge_cli.config.resolve import Connection as _Connection
+from revbridge_cli.config.settings import SendSettings, build_settings
 from revbridge_cli.errors import ConfigError, Exit, UsageError
-from revbridge_cli.inputs import any_tabular
-from revbridge_cli.ledger import RejectedRows
-from revbridge_cli.output_checks import check_outputs
-from revbridge_cli.pipeline import Run
-from revbridge_cli.settings import SendSettings, build_settings
-from revbridge_cli.summary import Summary
+from revbridge_cli.input.paths import any_tabular
+from revbridge_cli.report.ledger import RejectedRows
+from revbridge_cli.report.summary import Summary
+from revbridge_cli.run import Run
 
 # The CLI's flags that the API takes as keyword arguments, and where each goes.
 _RENAMED = {"grace": "grace_seconds", "format": "fmt"}

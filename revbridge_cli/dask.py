@@ -21,11 +21,12 @@ import dask.dataframe as dd
 import orjson
 import pandas as pd
 
-from revbridge_cli import engine_task, partition
 from revbridge_cli.api import Connection
-from revbridge_cli.engine_result import EngineResult, merge
+from revbridge_cli.engines import partition
+from revbridge_cli.engines import task as engine_task
+from revbridge_cli.engines.result import EngineResult, merge
+from revbridge_cli.engines.rows import to_record
 from revbridge_cli.errors import UsageError
-from revbridge_cli.rows import to_record
 
 _KEY = "__revbridge_user_key"
 _POSITION = "__revbridge_position"

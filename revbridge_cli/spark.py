@@ -23,11 +23,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from revbridge_cli import engine_task, partition
 from revbridge_cli.api import Connection
-from revbridge_cli.engine_result import EngineResult, merge
+from revbridge_cli.engines import partition
+from revbridge_cli.engines import task as engine_task
+from revbridge_cli.engines.result import EngineResult, merge
+from revbridge_cli.engines.rows import to_record
 from revbridge_cli.errors import UsageError
-from revbridge_cli.rows import to_record
 
 _KEY = "__revbridge_user_key"
 _POSITION = "__revbridge_position"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from conftest import cli_json, event, seqs, write_ndjson
 
-from revbridge_cli.limit import AdaptiveLimit
+from revbridge_cli.delivery.limit import AdaptiveLimit
+from revbridge_cli.report.summary import Summary
 from revbridge_cli.sandbox import Faults, Sandbox
-from revbridge_cli.summary import Summary
 
 
 async def settle(limit: AdaptiveLimit, congested: bool, latency: float | None = None) -> None:

@@ -30,8 +30,8 @@ from revbridge_cli import (
     send_files,
     send_records,
 )
-from revbridge_cli.event_ids import event_id
 from revbridge_cli.sandbox import Sandbox
+from revbridge_cli.shape.event_ids import event_id
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from revbridge_cli.base_url import check_base_url
-from revbridge_cli.config import Connection, describe, render, require_credentials, resolve
+from revbridge_cli.config.base_url import check_base_url
+from revbridge_cli.config.credentials import Secret, mask
+from revbridge_cli.config.resolve import Connection, describe, render, require_credentials, resolve
 from revbridge_cli.contract import DEVELOPMENT_URL, PRODUCTION_URL
-from revbridge_cli.credentials import Secret, mask
 from revbridge_cli.errors import ConfigError
 
 KEY = "rbk_live_0123456789abcdefc3d4"

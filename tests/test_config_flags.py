@@ -6,7 +6,7 @@ import pytest
 from conftest import base_env, cli
 from typer.main import get_command
 
-from revbridge_cli.cli import app
+from revbridge_cli.cli.app import app
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,12 @@ import httpx
 import orjson
 import pytest
 
-from revbridge_cli.batch import Batch
-from revbridge_cli.deliver import AdaptiveLimit, Attempt, Outcome, Sender, split
-from revbridge_cli.exchange import in_doubt, unbind
-from revbridge_cli.pack import Packer
-from revbridge_cli.records import UserPart, shape
-from revbridge_cli.retry import RetryPolicy
+from revbridge_cli.delivery.exchange import in_doubt, unbind
+from revbridge_cli.delivery.retry import RetryPolicy
+from revbridge_cli.delivery.sender import AdaptiveLimit, Attempt, Outcome, Sender, split
+from revbridge_cli.pack.batch import Batch
+from revbridge_cli.pack.packer import Packer
+from revbridge_cli.shape.parts import UserPart, shape
 
 TS = "2026-01-15T14:30:00Z"
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import cli
 from typer.main import get_command
 
-from revbridge_cli.cli import app
+from revbridge_cli.cli.app import app
 from revbridge_cli.errors import COMMAND_EXITS, Exit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_the_readme_mapping_example_is_a_valid_mapping() -> None:
-    from revbridge_cli.mapfile import parse
+    from revbridge_cli.shape.mapfile import parse
 
     (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
     mapping = parse(block, "README.md")

@@ -25,10 +25,10 @@ import pytest
 from conftest import base_env, cli_json, event, read_ndjson, seqs, write_ndjson
 from test_durable import duplicates, finish, run, start, wait_for_requests
 
-from revbridge_cli.batch import Batch
-from revbridge_cli.deliver import AdaptiveLimit, Outcome, Sender
-from revbridge_cli.lanes import Lanes
-from revbridge_cli.retry import RetryPolicy
+from revbridge_cli.delivery.lanes import Lanes
+from revbridge_cli.delivery.retry import RetryPolicy
+from revbridge_cli.delivery.sender import AdaptiveLimit, Outcome, Sender
+from revbridge_cli.pack.batch import Batch
 from revbridge_cli.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e

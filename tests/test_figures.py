@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import base_env, cli, cli_json, event, write_ndjson
 
-from revbridge_cli import distinct
-from revbridge_cli.distinct import DistinctUsers
-from revbridge_cli.meter import Meter
+from revbridge_cli.cli.progress import Meter
+from revbridge_cli.report import distinct
+from revbridge_cli.report.distinct import DistinctUsers
+from revbridge_cli.report.summary import Summary
 from revbridge_cli.sandbox import Sandbox
-from revbridge_cli.summary import Summary
 
 
 def test_distinct_users_are_counted_apart_from_user_objects(

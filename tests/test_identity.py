@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from conftest import cli_json, write_ndjson
 
-from revbridge_cli import records
-from revbridge_cli.records import UserPart, shape
 from revbridge_cli.sandbox import Sandbox, store
+from revbridge_cli.shape import parts as records
+from revbridge_cli.shape.parts import UserPart, shape
 
 TS = "2026-01-15T14:30:00Z"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from revbridge_cli.journal import Journal, LockedError
+from revbridge_cli.state.journal import Journal, LockedError
 
 IDENTITY = {"device": 1, "inode": 2, "size": 300, "mtime_ns": 3, "head_len": 300, "head_sha": "x"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from revbridge_cli.mapfile import parse, renames
-from revbridge_cli.mapping import MappingError, convert, keyed_list, lookup
+from revbridge_cli.shape.mapfile import parse, renames
+from revbridge_cli.shape.mapping import MappingError, convert, keyed_list, lookup
 
 
 @pytest.mark.parametrize(

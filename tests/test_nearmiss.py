@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import cli_json, write_ndjson
 
-from revbridge_cli.nearmiss import Tally
 from revbridge_cli.sandbox import Sandbox
+from revbridge_cli.shape.near_miss import Tally
 
 
 def test_a_segment_export_sent_as_it_is_warns_once_with_a_count(

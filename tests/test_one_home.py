@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from revbridge_cli.base_url import check_base_url
+from revbridge_cli.config.base_url import check_base_url
 from revbridge_cli.errors import ConfigError
 from revbridge_cli.loopback import is_loopback
 

@@ -23,12 +23,12 @@ from conftest import base_env, cli, event, write_ndjson
 from typer.testing import CliRunner
 
 from revbridge_cli import __version__
-from revbridge_cli.cli import app
-from revbridge_cli.console import PlainReporter
-from revbridge_cli.credentials import mask
-from revbridge_cli.deliver import Attempt
+from revbridge_cli.cli.app import app
+from revbridge_cli.cli.console import PlainReporter
+from revbridge_cli.config.credentials import mask
+from revbridge_cli.delivery.sender import Attempt
+from revbridge_cli.report.summary import Summary
 from revbridge_cli.sandbox import Faults, Sandbox
-from revbridge_cli.summary import Summary
 
 SECRET = "rbk_live_Zq9xW7vT3pL5mN8rK2jH"  # distinctive: easy to find if it leaks
 WRONG = "rbk_live_WRONGwrongWRONG0000"

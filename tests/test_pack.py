@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from revbridge_cli import contract
-from revbridge_cli.batch import Batch
-from revbridge_cli.pack import DEFAULT_BUFFER_BYTES, START_LANE_BYTES, Packer
-from revbridge_cli.records import UserPart, shape
+from revbridge_cli.pack.batch import Batch
+from revbridge_cli.pack.packer import DEFAULT_BUFFER_BYTES, START_LANE_BYTES, Packer
+from revbridge_cli.shape.parts import UserPart, shape
 
 TS = "2026-01-15T14:30:00Z"
 

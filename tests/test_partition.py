@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from revbridge_cli import engine_task
-from revbridge_cli.engine_result import merge, summary_from_json, worst_exit_code
+from revbridge_cli.engines import task as engine_task
+from revbridge_cli.engines.partition import user_key, user_key_text
+from revbridge_cli.engines.result import merge, summary_from_json, worst_exit_code
+from revbridge_cli.engines.rows import to_record
 from revbridge_cli.errors import UsageError
-from revbridge_cli.partition import user_key, user_key_text
-from revbridge_cli.records import UserPart, shape
-from revbridge_cli.rows import to_record
-from revbridge_cli.summary import Summary
+from revbridge_cli.report.summary import Summary
+from revbridge_cli.shape.parts import UserPart, shape
 
 FLAT = {
     "user_id": "u1",

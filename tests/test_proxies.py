@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import base_env, cli_json, event, seqs, write_ndjson
 
-from revbridge_cli.http_client import loopback_base_url, open_client
+from revbridge_cli.delivery.http_client import loopback_base_url, open_client
 from revbridge_cli.sandbox import Sandbox
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from revbridge_cli.reader import (
+from revbridge_cli.input.reader import (
     InputError,
     RawRecord,
     Reader,
@@ -511,7 +511,7 @@ def test_jsontestsuite_files_never_raise_anything_but_input_error() -> None:
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 64])
 def test_depth_guard_tracks_strings_and_escapes_across_chunk_boundaries(step: int) -> None:
-    from revbridge_cli.jsondoc import MAX_DEPTH, DepthGuard, TooDeep
+    from revbridge_cli.input.document import MAX_DEPTH, DepthGuard, TooDeep
 
     tricky = {"a\\": '\\"[{', "b": "\\\\", '"[': ["]]]", {"}": '\\\\\\"[[['}], "": ""}
     one = orjson.dumps(tricky)  # depth 3

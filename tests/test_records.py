@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from revbridge_cli import contract
-from revbridge_cli.records import (
+from revbridge_cli.shape.parts import (
     Invalid,
     ShapeOptions,
     UserPart,

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from conftest import base_env, cli, event, write_ndjson
 
+from revbridge_cli.cli.state_command import inspect, render
 from revbridge_cli.sandbox import Sandbox
-from revbridge_cli.state_show import inspect, render
 
 FAST = ("--retry-initial-delay", "0.01", "--retry-max-delay", "0.05")
 

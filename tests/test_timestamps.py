@@ -9,7 +9,7 @@ from conftest import cli_json, read_ndjson, write_ndjson
 
 from revbridge_cli import contract
 from revbridge_cli.sandbox import Sandbox
-from revbridge_cli.timestamps import normalize
+from revbridge_cli.shape.timestamps import normalize
 
 
 @pytest.mark.parametrize(

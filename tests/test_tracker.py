@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from revbridge_cli.tracker import Tracker
+from revbridge_cli.state.settlement import Tracker
 
 
 def origin(line: int, file_no: int = 0) -> tuple[int, int, int]:

@@ -17,9 +17,9 @@ import pytest
 from conftest import cli, cli_json, event, seqs, write_ndjson
 
 from revbridge_cli.errors import UsageError
-from revbridge_cli.records import UserPart
 from revbridge_cli.sandbox import Sandbox
-from revbridge_cli.window import Window
+from revbridge_cli.shape.parts import UserPart
+from revbridge_cli.shape.window import Window
 
 
 def dated(n: int, day: int, **extra: Any) -> dict[str, Any]:

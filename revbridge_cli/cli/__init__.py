@@ -1,0 +1,1 @@
+"""The command line: Typer commands, terminal output, process-wide runtime."""

@@ -1,0 +1,1 @@
+"""Configuration: flags > environment > profile -> one settings object."""

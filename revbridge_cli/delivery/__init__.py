@@ -1,0 +1,1 @@
+"""Delivery: request bodies -> the server, with retries, lanes and a concurrency limit."""

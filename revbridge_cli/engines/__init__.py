@@ -1,0 +1,1 @@
+"""Engines: one import spread over Spark or Dask tasks, partitioned by user."""

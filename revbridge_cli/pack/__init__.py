@@ -1,0 +1,1 @@
+"""Packing: user parts -> size-bounded request bodies, grouped by user (pure)."""

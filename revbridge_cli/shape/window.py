@@ -1,0 +1,77 @@
+"""`--since` / `--until`: send only the events whose timestamp falls in a window (pure).
+
+The window is half-open, `since <= timestamp < until`, so consecutive windows
+(`--since 2026-01-01 --until 2026-02-01`, then `--since 2026-02-01 ...`) neither overlap nor
+leave a gap. A bound is an ISO 8601 date (midnight UTC of that day) or date and time; a bound
+or a timestamp without an offset is UTC, as the API reads it.
+
+An event outside the window is not an error: it is counted (`events_outside_window`), never
+set aside, and with `--state` its record is settled like a sent one, so a rerun with another
+window does not see it again. An event without a timestamp cannot be placed in any window:
+it is left out too and counted (`untimed_outside_window`), since the server would stamp it
+with the time of arrival, which is no event's real time. Events with an invalid timestamp are
+set aside as before (the contract's check comes first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from revbridge_cli.errors import UsageError
+from revbridge_cli.shape.parts import UserPart
+
+
+def parse_bound(text: str, flag: str) -> datetime:
+    """A `--since`/`--until` value as an aware datetime (UsageError, exit 2, if unreadable)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{flag}: expected an ISO 8601 date or date and time, such as 2026-01-15 or "
+            f"2026-01-15T14:30:00Z, not {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, since: str | None, until: str | None) -> Window | None:
+        """The window the flags ask for, or None when neither is given."""
+        if since is None and until is None:
+            return None
+        window = cls(
+            parse_bound(since, "--since") if since is not None else None,
+            parse_bound(until, "--until") if until is not None else None,
+        )
+        if window.since and window.until and window.since >= window.until:
+            raise UsageError(f"--since {since} is not before --until {until}: no event fits")
+        return window
+
+    def contains(self, timestamp: Any) -> bool:
+        """Whether an event's (already checked) timestamp falls in the window."""
+        if not isinstance(timestamp, str):
+            return False
+        moment = datetime.fromisoformat(timestamp)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if self.since is not None and moment < self.since:
+            return False
+        return self.until is None or moment < self.until
+
+    def select(self, part: UserPart) -> tuple[UserPart | None, int, int]:
+        """The part with only its events in the window (None if none is), how many events
+        were left out, and how many of those had no timestamp."""
+        kept = [event for event in part.events if self.contains(event.get("timestamp"))]
+        outside = len(part.events) - len(kept)
+        if not outside:
+            return part, 0, 0
+        untimed = sum(1 for event in part.events if "timestamp" not in event)
+        if not kept:
+            return None, outside, untimed
+        return replace(part, events=kept, untimed=0), outside, untimed

@@ -1,0 +1,1 @@
+"""State: --state's journal, what is settled, and where a rerun resumes."""
