@@ -48,7 +48,9 @@ from revbridge_cli.input.paths import check_resumable
 from revbridge_cli.input.streams import ReadGate, ReadInterrupted
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.pack.packer import PIECE_COST, Packed, Packer
+from revbridge_cli.report.books import Books
 from revbridge_cli.report.distinct import DistinctUsers
+from revbridge_cli.report.file_counts import FileCounts
 from revbridge_cli.report.ledger import Ledger, RejectedSink
 from revbridge_cli.report.reporter import NullReporter, Reporter
 from revbridge_cli.report.summary import Summary
@@ -85,6 +87,7 @@ class Run:
         self.gate = ReadGate()  # for a stop that must cut a read of a quiet pipe short
         self.stopping: str | None = None  # why reading stopped early; read once per record
         self.packer = self._packer()
+        self.books = self._books()
         self._lanes: Lanes | None = None
         self._error: RevbridgeError | None = None  # what stopped the run, by family
         self._signal: int | None = None
@@ -124,6 +127,7 @@ class Run:
             )
             self._run_row = runlog.begin(journal.db)
             self.packer = self._packer()  # held records cost more: the journal tracks them
+            self.books = self._books()  # with the journal now
 
     def use_server(self, base_url: str, api_key: Secret, customer_id: str) -> None:
         """Send to this server instead (`send --sandbox` starts one after `prepare`)."""
@@ -193,9 +197,9 @@ class Run:
             self._lanes = Lanes(
                 sender,
                 lanes,
-                before_send=self._before_send,
+                before_send=self.books.before_send,
                 settle=self._settle,
-                abandon=self._abandon,
+                abandon=self.books.abandon,
                 on_failure=self._lane_failed,
             )
             if self.stopping is not None:  # a signal before the lanes existed
@@ -228,12 +232,9 @@ class Run:
         elif handoff is Handoff.WAITED:
             self.packer.grow()
 
-    def _before_send(self, batch: Batch) -> None:
-        if self.durable:
-            self.durable.batch_out(batch)
-
     def _settle(self, batch: Batch, outcomes: list[Outcome]) -> None:
-        """A batch's verdict to the ledger and, with --state, to the journal."""
+        """A batch's verdict: first whether it stops the run (the first request never
+        answered, a fatal answer), then to the books."""
         self._verdicts += 1
         if self._verdicts == 1 and self._unreachable(outcomes):
             why = f"the server could not be reached: {outcomes[0].undelivered}"
@@ -241,38 +242,13 @@ class Run:
         fatal = self._lanes.sender.fatal if self._lanes else None
         if fatal is not None:
             self.request_stop(fatal.message, fatal.error())
-        stop = self.stopping
-        if self.durable and stop and any(o.undelivered for o in outcomes):
-            self._abandon(batch, f"not sent: {stop}")  # the next run sends it
-            return
-        for outcome in outcomes:
-            self._record(outcome)
-        if self.durable:
-            self.ledger.rejected.flush()  # before the journal says those records are done
-            self.durable.batch_done(batch)
-            self.durable.commit()
+        self.books.settle(batch, outcomes, self.stopping)
 
     @staticmethod
     def _unreachable(outcomes: list[Outcome]) -> bool:
         """The first request used up its retries and the server never answered (refused
         connections, timeouts): nothing else would pass. A 503 is an answer: reading goes on."""
         return len(outcomes) == 1 and outcomes[0].unanswered
-
-    def _abandon(self, batch: Batch, why: str) -> None:
-        """A batch a stop kept from its verdict: with --state the next run sends it, so it
-        stays unsettled in the journal; without it, it goes to the rejected file."""
-        if self.durable:
-            self.summary.events_pending += batch.n_events
-        else:
-            self._record(Outcome(batch, undelivered=why))
-
-    def _record(self, outcome: Outcome) -> None:
-        try:
-            self.ledger.outcome(outcome)
-        except OutputError as exc:  # the rejected file failed: stop, and count what is lost
-            self.summary.events_unrecorded += outcome.batch.n_events - outcome.accepted_events
-            self._fail(exc)
-        self._report_progress()
 
     def _lane_failed(self, exc: BaseException) -> None:
         if isinstance(exc, RevbridgeError):
@@ -284,12 +260,19 @@ class Run:
         self.request_stop(str(exc), exc)
 
     def _on_attempt(self, attempt: Attempt) -> None:
-        if self.durable:
-            self.durable.attempted(attempt)  # the journal's duplicate count, per request
-        self.ledger.attempt(attempt)
+        self.books.attempted(attempt)
         self.reporter.attempt(attempt)
 
     # ---- reading ------------------------------------------------------------------------
+
+    def _books(self) -> Books:
+        return Books(
+            self.summary,
+            self.ledger,
+            self.durable,
+            fail=self._fail,
+            progress=self._report_progress,
+        )
 
     def _packer(self) -> Packer:
         s = self.settings
@@ -307,7 +290,7 @@ class Run:
             if self.stopping or self._limit_left == 0:
                 return
             plan = self.durable.plan(file_no) if self.durable else FilePlan()
-            counts = _FileCounts(self, file_no)
+            counts = FileCounts(self.summary, self.durable, self._name(file_no))
             if plan.error:
                 self.summary.input_errors.append(plan.error)
                 counts.done(error=plan.error)
@@ -433,13 +416,13 @@ class Run:
             self.ledger.note_lineage(origin, record.value)
         if record.error is not None:
             where = f"{self._name(origin[0])}:{record.line}"
-            self._set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
+            self.books.set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, self.settings.shape)
             window, outside = self.settings.window, 0
             for item in items:
                 if isinstance(item, Invalid):
-                    self._set_aside(item, origin)
+                    self.books.set_aside(item, origin)
                     continue
                 if window is not None:
                     kept, left_out, untimed = window.select(item)
@@ -477,35 +460,17 @@ class Run:
         tracker, the record is registered before its batches can finish."""
         for invalid, too_big_origin in packed.too_big:
             self.summary.events_too_big += 1
-            self._set_aside(invalid, too_big_origin)
+            self.books.set_aside(invalid, too_big_origin)
         if tracker is not None and origin is not None:
             tracker.read(origin, packed.placed)
         for batch in packed.batches:
             await self._dispatch(batch)
 
-    def _set_aside(self, invalid: Invalid, origin: Origin) -> None:
-        try:
-            self.ledger.set_aside(invalid, origin)
-        except OutputError as exc:
-            if self.durable:  # its row is not in the file: the record stays for the next run
-                self.durable.tracker.add_refs(origin, 1)
-            self._fail(exc)
-
     # ---- the end ------------------------------------------------------------------------
 
     def _close_books(self, started: float) -> None:
         """Flush and close the outputs, then settle the exit code: even after a failure."""
-        try:
-            self.ledger.rejected.flush()  # before the journal says those records are done
-            if self.durable is not None:
-                self.summary.records_skipped = self.durable.skipped_records
-                try:
-                    self.durable.close()
-                finally:  # what the journal carried, and what its last commit settled
-                    self.summary.possible_duplicate_events += self.durable.unreported_duplicates
-            self.ledger.close()
-        except OutputError as exc:
-            self._fail(exc)
+        self.books.close()
         self.summary.elapsed_seconds = time.monotonic() - started
         self.summary.users_distinct = self.users.count
         self.summary.users_distinct_estimated = self.users.estimated
@@ -551,35 +516,3 @@ class Run:
     def _report_progress(self) -> None:
         done = self._bytes_done + self._bytes_in_file
         self.reporter.progress(self.summary, done, self._total_bytes)
-
-
-class _FileCounts:
-    """One file's share of the run's read counts (`--json`'s `files`), by difference: the
-    read loop stays as it is, and the figures add up to the run's."""
-
-    __slots__ = ("_before", "_file_no", "_run")
-
-    def __init__(self, run: Run, file_no: int) -> None:
-        self._run, self._file_no = run, file_no
-        self._before = self._now()
-
-    def _now(self) -> tuple[int, int, int, int]:
-        s = self._run.summary
-        skipped = self._run.durable.skipped_records if self._run.durable else 0
-        return s.records_read, s.events_read, s.records_invalid, skipped
-
-    def done(self, error: str | None = None, notice: str | None = None) -> None:
-        read, events, invalid, skipped = (
-            a - b for a, b in zip(self._now(), self._before, strict=True)
-        )
-        self._run.summary.files.append(
-            {
-                "path": self._run._name(self._file_no),
-                "records_read": read,
-                "events_read": events,
-                "records_invalid": invalid,
-                "records_skipped": skipped,
-                "error": error,
-                "notice": notice,
-            }
-        )
