@@ -27,12 +27,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from revbridge_cli import __version__
 from revbridge_cli.config.credentials import Secret
 from revbridge_cli.config.settings import SendSettings
-from revbridge_cli.delivery.http_client import open_client
-from revbridge_cli.delivery.lanes import Handoff, Lanes
-from revbridge_cli.delivery.sender import AdaptiveLimit, Attempt, Outcome, Sender
+from revbridge_cli.delivery.lanes import Handoff, Lanes, open_lanes
+from revbridge_cli.delivery.sender import Attempt, Outcome
 from revbridge_cli.errors import (
     Exit,
     InternalError,
@@ -48,6 +46,7 @@ from revbridge_cli.input.paths import check_resumable
 from revbridge_cli.input.streams import ReadGate, ReadInterrupted
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.pack.packer import PIECE_COST, Packed, Packer
+from revbridge_cli.report import notices
 from revbridge_cli.report.books import Books
 from revbridge_cli.report.distinct import DistinctUsers
 from revbridge_cli.report.file_counts import FileCounts
@@ -178,38 +177,20 @@ class Run:
     # ---- the send side ------------------------------------------------------------------
 
     async def _send_all(self) -> None:
-        s = self.settings
-        headers = {
-            "authorization": f"Bearer {s.api_key.reveal() if s.api_key else ''}",
-            "x-customer-id": s.customer_id or "",
-            "user-agent": f"revbridge-cli/{__version__}",
-        }
-        lanes = max(1, s.concurrency)
-        async with open_client(s.base_url, lanes, s.timeout) as client:
-            sender = Sender(
-                client,
-                s.base_url,
-                headers,
-                s.retry,
-                AdaptiveLimit(s.concurrency),
-                on_attempt=self._on_attempt,
-            )
-            self._lanes = Lanes(
-                sender,
-                lanes,
-                before_send=self.books.before_send,
-                settle=self._settle,
-                abandon=self.books.abandon,
-                on_failure=self._lane_failed,
-            )
+        async with open_lanes(
+            self.settings,
+            on_attempt=self._on_attempt,
+            before_send=self.books.before_send,
+            settle=self._settle,
+            abandon=self.books.abandon,
+            on_failure=self._lane_failed,
+        ) as self._lanes:
             if self.stopping is not None:  # a signal before the lanes existed
                 self._lanes.stop(self.stopping)
-            try:
-                await self._read_all()
-                for batch in self.packer.flush(merge=self._probing):
-                    await self._dispatch(batch)
-            finally:
-                await self._lanes.close(s.grace_seconds)
+            await self._read_all()
+            for batch in self.packer.flush(merge=self._probing):
+                await self._dispatch(batch)
+        sender = self._lanes.sender
         self.summary.concurrency_lowest = sender.limit.lowest
         if self.packer.grown:
             self.summary.grouping_buffer_mb = round(self.packer.peak_held / 1e6, 1)
@@ -336,6 +317,7 @@ class Run:
                 gate=self.gate,
             )
         self._current_size = records.total_bytes or 0
+        name, kept = self._name(file_no), durable is not None  # for the notices of a stop
         read = untimed = events = 0
         line = plan.start_line
         try:
@@ -372,16 +354,17 @@ class Run:
                     self._report_progress()
                     await asyncio.sleep(0)
                 if self.stopping:
-                    summary.notices.append(self._stopped_after(file_no, line))
+                    summary.notices.append(notices.stopped_after(f"{name}:{line}", kept))
                     return
                 if limit is not None:
                     limit -= 1
                     if not limit:  # not the file's end: the journal must not note one
                         self._limit_left = 0
-                        summary.notices.append(self._limit_reached(file_no, line))
+                        reached = notices.limit_reached(s.limit or 0, f"{name}:{line}", kept)
+                        summary.notices.append(reached)
                         return
         except ReadInterrupted:  # a stop cut a wait on the input short (a quiet pipe)
-            summary.notices.append(self._stopped_after(file_no, line))
+            summary.notices.append(notices.stopped_after(f"{name}:{line}", kept))
             return
         finally:
             summary.records_read += read
@@ -488,27 +471,6 @@ class Run:
         if self._signal is not None:
             return exit_for_signal(self._signal)
         return Exit.OK if self.summary.complete else Exit.INCOMPLETE
-
-    def _stopped_after(self, file_no: int, line: int) -> str:
-        where = f"{self._name(file_no)}:{line}"
-        if self.durable:
-            return (
-                f"reading stopped after {where}; run the same command again to continue "
-                "(the state file knows what was done)"
-            )
-        return (
-            f"reading stopped after {where}: every record up to it was accepted or is in "
-            "the rejected file; nothing after it was read"
-        )
-
-    def _limit_reached(self, file_no: int, line: int) -> str:
-        where = f"{self._name(file_no)}:{line}"
-        again = (
-            "run the same command again for the next ones"
-            if self.durable
-            else ("nothing after it was read")
-        )
-        return f"--limit {self.settings.limit:,} reached after {where}; {again}"
 
     def _name(self, file_no: int) -> str:
         return reader.display_name(self.files[file_no])

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from enum import Enum
 from typing import Any
 
-from revbridge_cli.delivery.sender import Outcome, Sender
+from revbridge_cli import __version__
+from revbridge_cli.config.settings import SendSettings
+from revbridge_cli.delivery.http_client import open_client
+from revbridge_cli.delivery.limit import AdaptiveLimit
+from revbridge_cli.delivery.sender import Attempt, Outcome, Sender
 from revbridge_cli.pack.batch import Batch
 
 QUEUE_DEPTH = 2  # batches waiting per lane: enough to keep the wire busy, little memory
@@ -172,3 +176,46 @@ class Lanes:
             return True
         task.cancel()
         return False
+
+
+@contextlib.asynccontextmanager
+async def open_lanes(
+    settings: SendSettings,
+    *,
+    on_attempt: Callable[[Attempt], None],
+    before_send: Callable[[Batch], None],
+    settle: Callable[[Batch, list[Outcome]], None],
+    abandon: Callable[[Batch, str], None],
+    on_failure: Callable[[BaseException], None],
+) -> AsyncIterator[Lanes]:
+    """The send side of a run, wired: one HTTP client, one sender with its retry policy and
+    concurrency limit, a lane per request in flight. On leaving, the lanes are closed (within
+    the grace period after a stop), so every batch put has been settled or abandoned."""
+    s = settings
+    headers = {
+        "authorization": f"Bearer {s.api_key.reveal() if s.api_key else ''}",
+        "x-customer-id": s.customer_id or "",
+        "user-agent": f"revbridge-cli/{__version__}",
+    }
+    count = max(1, s.concurrency)
+    async with open_client(s.base_url, count, s.timeout) as client:
+        sender = Sender(
+            client,
+            s.base_url,
+            headers,
+            s.retry,
+            AdaptiveLimit(s.concurrency),
+            on_attempt=on_attempt,
+        )
+        lanes = Lanes(
+            sender,
+            count,
+            before_send=before_send,
+            settle=settle,
+            abandon=abandon,
+            on_failure=on_failure,
+        )
+        try:
+            yield lanes
+        finally:
+            await lanes.close(s.grace_seconds)
