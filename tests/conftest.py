@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -166,3 +168,14 @@ def event(user: str, n: int, **extra: Any) -> dict[str, Any]:
 def seqs(sb: Sandbox) -> list[int]:
     """The `seq` property of every stored event, sorted (duplicates stay visible)."""
     return sorted(e["properties"]["seq"] for e in sb.events())
+
+
+def limited_file_size(limit: int) -> Any:
+    """A `preexec_fn` giving the child a real OS file-size limit: writes past it fail with
+    EFBIG, as on a full disk, instead of the default SIGXFSZ kill."""
+
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return preexec

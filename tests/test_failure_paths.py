@@ -21,9 +21,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import base_env, cli_json, event, read_ndjson, seqs, write_ndjson
+from conftest import base_env, cli_json, event, limited_file_size, read_ndjson, seqs, write_ndjson
 from test_durable import duplicates, finish, run, start, wait_for_requests
-from test_outputs import limited_file_size
 
 from revbridge_cli.delivery.lanes import Lanes
 from revbridge_cli.delivery.retry import RetryPolicy

@@ -19,9 +19,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli, event, read_ndjson, seqs, write_ndjson
+from conftest import base_env, cli, event, limited_file_size, read_ndjson, seqs, write_ndjson
 from test_durable import start, wait_for_requests
-from test_failure_paths import _small_files
 
 from revbridge_cli.sandbox import Sandbox
 
@@ -141,7 +140,7 @@ def test_exit_74_the_rejected_file_cannot_grow(sandbox: Sandbox, tmp_path: Path)
         [sys.executable, "-m", "revbridge_cli", "send", str(data), "--json",
          "--rejected", str(tmp_path / "rejected.ndjson")],
         env=base_env(sandbox), capture_output=True, timeout=120,
-        preexec_fn=_small_files(64 * 1024),
+        preexec_fn=limited_file_size(64 * 1024),
     )  # fmt: skip
     assert done.returncode == 74
     summary = one_object(done.stdout.decode())

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli, event, read_ndjson, seqs, write_ndjson
+from conftest import base_env, cli, event, limited_file_size, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli.sandbox import Sandbox
 
@@ -168,14 +166,6 @@ def mixed(n: int) -> list[Any]:
         {"event_name": "purchase", "seq": i, "pad": "x" * 200} if i % 3 == 0 else event(f"u{i}", i)
         for i in range(n)
     ]
-
-
-def limited_file_size(limit: int) -> Any:
-    def preexec() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return preexec
 
 
 def test_a_file_size_limit_leaves_whole_rows_as_many_as_the_summary_says(
