@@ -8,6 +8,7 @@ here and nowhere else (README "Exit codes"):
     ├── UsageError ............ 2   the command line, a setting or an input path is wrong
     │   ├── ConfigError             a setting (flag, environment, profile) that cannot be used
     │   ├── InputError              an input that cannot be read (with file and line)
+    │   │   └── RefusedInput            one we do not read at all (binary, Parquet on a pipe)
     │   └── StateError              a --state file that cannot be used (damaged, not a file)
     ├── LockedError ........... 75  another live run holds the --state file
     ├── OutputError ........... 74  the rejected file, the journal or the log cannot be written
@@ -67,6 +68,12 @@ class InputError(UsageError):
         self.message = message
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {message}")
+
+
+class RefusedInput(InputError):
+    """An input refused for what it is (not text, Parquet on a pipe), before a record of it
+    is read. A path is refused before the run starts; stdin only once it is read, and then
+    the run stops there: exit 2 either way, as the same bytes in a file would be."""
 
 
 class StateError(UsageError):

@@ -35,6 +35,7 @@ from revbridge_cli.errors import (
     Exit,
     InternalError,
     OutputError,
+    RefusedInput,
     RevbridgeError,
     UnreachableError,
     UsageError,
@@ -282,6 +283,10 @@ class Run:
                 continue
             try:
                 await self._read_file(file_no, plan)
+            except RefusedInput as exc:  # stdin's first bytes: reading ends, what was read is sent
+                counts.done(error=str(exc))
+                self._error, self.summary.fatal = exc, str(exc)
+                return
             except reader.InputError as exc:
                 self.summary.input_errors.append(str(exc))
                 counts.done(error=str(exc))

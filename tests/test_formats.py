@@ -193,9 +193,29 @@ def test_a_binary_we_cannot_read_is_refused_before_anything_is_sent(
 def test_parquet_on_stdin_is_refused_with_the_reason(sandbox: Sandbox, tmp_path: Path) -> None:
     _parquet(tmp_path / "e.parquet", _events(2), EVENTS_SCHEMA)
     result, summary, _ = send(sandbox, tmp_path, "-", input=(tmp_path / "e.parquet").read_bytes())
-    assert result.returncode == 1
-    assert "Parquet is read from the end of the file" in summary["input_errors"][0]
+    assert result.returncode == 2 == summary["exit_code"]
+    assert summary["fatal"] == (
+        "<stdin>: a Parquet file, which is read from its end: pass its path, not a pipe or "
+        "stdin; nothing of it was read"
+    )
     assert summary["records_read"] == 0 and sandbox.requests() == []
+
+
+@pytest.mark.parametrize(("name", "data", "what"), BINARIES, ids=[b[0] for b in BINARIES])
+def test_a_binary_on_stdin_stops_the_run_with_exit_2_after_the_files_before_it(
+    sandbox: Sandbox, tmp_path: Path, name: str, data: bytes, what: str
+) -> None:
+    """stdin cannot be looked at before the run (that would consume it): its refusal comes
+    when it is read, and stops the run there, the files before it delivered and counted."""
+    (tmp_path / "good.ndjson").write_text('{"user_id": "u1", "event_name": "a"}\n')
+    result, summary, rows = send(sandbox, tmp_path, "good.ndjson", "-", input=data)
+    assert result.returncode == 2 == summary["exit_code"], result.stderr
+    what = "a zip archive" if name.endswith(".xlsx") else what  # only a name says Excel
+    assert summary["fatal"].startswith(f"<stdin>: cannot read {what}")
+    assert summary["fatal"].endswith("; nothing of it was read")
+    assert summary["records_read"] == summary["events_accepted"] == 1 and rows == []
+    assert [e["event_name"] for e in sandbox.events()] == ["a"]
+    assert summary["unaccounted_events"] == 0
 
 
 def test_a_header_without_rows_is_an_empty_file(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -61,13 +61,14 @@ def is_input_name(name: str) -> bool:
 def unreadable(head: bytes, name: str, gzipped: bool = False) -> str | None:
     """Why the file cannot be read (the message, naming what it looks like), or None.
 
-    `head` is the first bytes of the file, or of its decompressed stream when `gzipped`.
+    `head` is the first bytes of the file, or of its decompressed stream when `gzipped`. The
+    caller says what it means for the run (a path: nothing was sent; stdin: nothing of it read).
     """
     if head.startswith(PARQUET_MAGIC):
         if gzipped:
             return (
                 "cannot read a gzip-compressed Parquet file: Parquet compresses its own "
-                "columns, gunzip it and pass the .parquet file; nothing was sent"
+                "columns, gunzip it and pass the .parquet file"
             )
         return None
     probe = head[:PROBE_BYTES]
@@ -86,7 +87,7 @@ def unreadable(head: bytes, name: str, gzipped: bool = False) -> str | None:
     elif what is None:
         what = f"binary data, not text ({controls:,} control bytes in its first {len(probe):,})"
     advice = _ADVICE.get(what, _DEFAULT_ADVICE)
-    return f"cannot read {what}: {advice}; nothing was sent"
+    return f"cannot read {what}: {advice}"
 
 
 def text_format(head: bytes, name: str) -> str:

@@ -15,7 +15,7 @@ import stat
 import zlib
 from typing import Any, Literal
 
-from revbridge_cli.errors import InputError, UsageError
+from revbridge_cli.errors import InputError, RefusedInput, UsageError
 from revbridge_cli.input import formats
 from revbridge_cli.input.streams import BOM, WS
 
@@ -125,7 +125,7 @@ def check_input(path: str) -> None:
         raise os_error(path, e) from None
     refusal = formats.unreadable(head, path, gzipped)
     if refusal is not None:
-        raise InputError(path, refusal)
+        raise RefusedInput(path, f"{refusal}; nothing was sent")
 
 
 def _gunzip_head(f: Any, path: str) -> bytes:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 import orjson
 
 from revbridge_cli.contract import MAX_BODY_BYTES
+from revbridge_cli.errors import RefusedInput
 from revbridge_cli.input import formats
 from revbridge_cli.input.csv_rows import CsvRows, read_header
 from revbridge_cli.input.document import iter_document
@@ -87,6 +88,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_LINE_BYTES = MAX_BODY_BYTES
+PARQUET_ON_A_PIPE = "a Parquet file, which is read from its end: pass its path, not a pipe or stdin"
+NOTHING_READ = "nothing of it was read"
 SNIFF_LIMIT = 1 << 20
 CHUNK = 64 * 1024  # measured: faster than 1 MiB (the lines of a chunk stay in cache)
 
@@ -174,8 +177,7 @@ class Reader:
 
     def _parquet_rows(self) -> Iterator[RawRecord]:
         if self.path == STDIN or _regular_size(self.path) is None:
-            msg = "Parquet is read from the end of the file: pass its path, not a pipe or stdin"
-            raise InputError(self.source, msg)
+            raise RefusedInput(self.source, f"{PARQUET_ON_A_PIPE}; {NOTHING_READ}")
         self.format = "parquet"
         rows = self._parquet = ParquetRows(self.path, self.source, self._start_line)
         try:
@@ -247,10 +249,10 @@ class Reader:
             refusal = (
                 f"a Parquet file, which cannot be read as {self.format}: drop --format"
                 if self.format and self.total_bytes is not None
-                else "Parquet is read from the end of the file: pass its path, not a pipe or stdin"
+                else PARQUET_ON_A_PIPE
             )
         if refusal is not None:
-            raise InputError(src, refusal)
+            raise RefusedInput(src, f"{refusal}; {NOTHING_READ}")
         if broken is not None:  # hand over what was read; the error comes when it is used up
             stream, complete = Broken(broken), False
         try:
