@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,7 +150,20 @@ def _write_parquet(path: Path, n_events: int, seed: int) -> None:
 
 
 def ensure_format(n_events: int, fmt: str, seed: int = SEED) -> Path:
-    """The cached CSV or Parquet file of the same events, generated first if needed."""
+    """The cached CSV or Parquet file of the same events, generated first if needed.
+
+    Generated in a child process: writing Parquet takes pyarrow and a table's worth of memory,
+    and the kernel starts a child's peak RSS from its parent's at fork, so a bench that wrote it
+    in-process would report that peak for every contender it runs afterwards.
+    """
+    path = csv_path(n_events, seed) if fmt == "csv" else parquet_path(n_events, seed)
+    if not path.exists():
+        argv = [sys.executable, __file__, "--events", str(n_events), "--seed", str(seed)]
+        subprocess.run([*argv, f"--{fmt}", "--here"], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def _write_format(n_events: int, fmt: str, seed: int) -> Path:
     path = csv_path(n_events, seed) if fmt == "csv" else parquet_path(n_events, seed)
     if not path.exists():
         (_write_csv if fmt == "csv" else _write_parquet)(path, n_events, seed)
@@ -192,10 +207,12 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="regenerate even if cached")
     parser.add_argument("--csv", action="store_true", help="the same events as CSV")
     parser.add_argument("--parquet", action="store_true", help="the same events as Parquet")
+    parser.add_argument("--here", action="store_true", help=argparse.SUPPRESS)  # ensure_format's
     args = parser.parse_args()
     for fmt in ("csv", "parquet"):
         if getattr(args, fmt):
-            made = ensure_format(args.events, fmt, args.seed)
+            make = _write_format if args.here else ensure_format
+            made = make(args.events, fmt, args.seed)
             print(f"{made} ({made.stat().st_size / 1e6:,.1f} MB)")
     if args.csv or args.parquet:
         return
