@@ -90,6 +90,38 @@ def test_preset_amplitude_reads_its_gzipped_export(sandbox: Sandbox, tmp_path: P
     )
 
 
+def test_preset_amplitude_revenue_from_price_and_quantity(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Amplitude computes revenue as $price x $quantity when $revenue is absent, a missing
+    $quantity counting as 1 (amplitude.com/docs/data/sources/instrument-track-revenue)."""
+    path = str(DATA / "amplitude-revenue.json.gz")
+    result, summary, rows = send(sandbox, tmp_path, "--preset", "amplitude", path)
+    assert result.returncode == 1, result.stderr
+    assert summary["unaccounted_events"] == 0
+    events = stored(sandbox)
+    three = events["Bought Three"]  # 9.99 x 3, in decimal: not 29.970000000000002
+    assert three["revenue"] == 29.97
+    assert three["properties"] == {
+        "$price": 9.99,
+        "$quantity": 3,
+        "$productId": "sku-9",
+        "insert_id": "ins-10",
+        "amplitude_id": 200,
+    }
+    assert events["Bought One"]["revenue"] == 4.5  # "4.50" with no $quantity: 1
+    assert events["Bundle"]["revenue"] == 50  # $revenue wins over $price x $quantity
+    assert events["Bundle"]["timestamp"] == "2023-10-16T09:02:00.250000Z"  # ISO 8601 with a T
+    assert events["Refunded Two"]["revenue"] == -10  # negative prices are valid
+    assert events["No Price"]["revenue"] is None  # a $quantity alone is no revenue
+    assert events["No Price"]["properties"]["$quantity"] == 4
+    (row,) = rows
+    assert row["source"].endswith("amplitude-revenue.json.gz:5") and row["user"] is None
+    assert (
+        row["message"] == "events[0]: revenue 'free' is not a number (from event_properties.$price)"
+    )
+    assert row["row"]["event_properties"] == {"$price": "free", "$quantity": 1}
+    assert "Traceback" not in result.stderr
+
+
 def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     result, _, rows = send(sandbox, tmp_path, "--preset", "mixpanel", str(DATA / "mixpanel.ndjson"))
     assert result.returncode == 1, result.stderr
@@ -246,6 +278,34 @@ def test_a_mapping_file_types_and_places_every_field(sandbox: Sandbox, tmp_path:
     assert row["row"]["customer_ref"] == "c2"  # the CSV row as an object
 
 
+def test_a_mapping_computes_a_product(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A user's own mapping can use `product` as a preset does: for revenue or any number."""
+    (tmp_path / "lines.toml").write_text(
+        '[options]\nunmapped = "drop"\n[fields]\n"identifiers.user_id" = "customer"\n'
+        'event_name = { value = "order_line" }\n'
+        'revenue = { from = ["total", { product = ["unit_price", "qty"] }] }\n'
+        '"properties.weight" = { from = [{ product = ["unit_kg", "qty"], '
+        'missing = { unit_kg = 0 } }], type = "integer" }\n'
+    )
+    (tmp_path / "lines.csv").write_text(
+        "customer,total,unit_price,qty,unit_kg\n"
+        "c1,,2.10,3,2\n"  # 2.10 x 3 (text cells are read as numbers)
+        "c2,12,5,3,\n"  # total wins; no unit_kg: weight 0 x 3
+        "c3,,,3,1\n"  # no unit_price: no revenue (qty has no `missing`)
+        "c4,,2.5,x,1\n"  # a factor that is not a number: set aside
+    )
+    result, summary, rows = send(sandbox, tmp_path, "--map", "lines.toml", "lines.csv")
+    assert result.returncode == 1, result.stderr
+    assert summary["unaccounted_events"] == 0
+    by_user = {e["identifiers"]["user_id"]: e for e in sandbox.events()}
+    assert by_user["c1"]["revenue"] == 6.3 and by_user["c1"]["properties"] == {"weight": 6}
+    assert by_user["c2"]["revenue"] == 12 and by_user["c2"]["properties"] == {"weight": 0}
+    assert by_user["c3"]["revenue"] is None and by_user["c3"]["properties"] == {"weight": 3}
+    (row,) = rows
+    assert row["source"] == "lines.csv:5"
+    assert row["message"] == "events[0]: revenue 'x' is not a number (from qty)"
+
+
 BAD_MAPPINGS = [
     (
         '[fields]\nevent_name = "event"\n"identifiers.user_id" = { frm = "u" }\n',
@@ -262,7 +322,17 @@ BAD_MAPPINGS = [
     ('[field]\nevent_name = "e"\n', 1, "unknown section 'field'"),
     ('[fields]\n"user_properties" = "traits"\n', 2, "needs a field name after it"),
     ('[merge]\nevents = "x"\n', 2, "only properties and user_properties take objects"),
-]
+    ('[fields]\nevent_name = "e"\nrevenue = { from = [{ product = ["p"] }] }\n', 3,
+     "a product needs at least two fields"),
+    ('[fields]\nevent_name = "e"\n'
+     'revenue = { from = [{ product = ["p", "q"], missing = { r = 1 } }] }\n',
+     3, "missing names 'r', not a factor"),
+    ('[fields]\nevent_name = "e"\n'
+     '"properties.x" = { from = [{ product = ["p", "q"] }], type = "boolean" }\n',
+     3, "a product is a number"),
+    ('[fields]\nevent_name = "e"\nrevenue = { from = [{ times = ["p", "q"] }] }\n', 3,
+     "unknown key 'times'"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("text", "line", "message"), BAD_MAPPINGS)
