@@ -56,6 +56,11 @@ def test_preset_segment(sandbox: Sandbox, tmp_path: Path) -> None:
     assert page["timestamp"] == "2015-12-12T18:12:00Z"
     assert page["properties"]["page_name"] == "Home" and page["properties"]["url"]
     assert events["screen"]["timestamp"] == "2015-12-12T19:13:00.5Z"
+    signup = events["Newsletter Signup"]  # the spec's reserved "value" is the event's value
+    assert signup["event_value"] == 5 and signup["properties"] == {
+        "list": "weekly",
+        "message_id": "m7",
+    }
     # traits are the profile; the email is the identifier, not repeated as a property
     assert profile(sandbox, "u1", "u1@example.com", None, "a1") == {"plan": "pro"}
     assert [(r["source"].rsplit(":", 1)[1], r["user"]) for r in rows] == [("5", None), ("6", None)]
@@ -193,11 +198,13 @@ def test_preset_ga4_flattens_params(sandbox: Sandbox, tmp_path: Path) -> None:
     purchase = events["purchase"]
     assert purchase["identifiers"] == {"user_id": "u1", "anon_id": "p1"}
     assert purchase["timestamp"] == "2024-01-01T10:00:00.123456Z"
-    assert purchase["revenue"] == 49.99
+    assert purchase["revenue"] == 49.99  # purchase_revenue_in_usd: every revenue in USD
     assert purchase["properties"] == {
         "page_location": "/checkout",
         "value": 49.99,
         "items": 3,
+        "currency": "EUR",
+        "purchase_revenue": 45.5,  # in the event's currency
         "platform": "WEB",
         "country": "FR",
         "device_category": "desktop",
@@ -206,6 +213,7 @@ def test_preset_ga4_flattens_params(sandbox: Sandbox, tmp_path: Path) -> None:
     view = events["page_view"]  # event_timestamp as BigQuery's JSON writes INT64: text
     assert view["timestamp"] == "2024-01-01T10:01:00Z"
     assert view["properties"]["engagement_time_msec"] == 1200
+    assert view["revenue"] == 1.5  # no ecommerce: event_value_in_usd
     (row,) = rows
     assert "none of user_id, user_pseudo_id has a value (preset ga4)" in row["message"]
 
@@ -432,7 +440,7 @@ def test_validate_show_prints_records_as_they_would_be_sent(tmp_path: Path) -> N
     last = cli("validate", "--show", "9", "--preset", "segment", data, "-q", "--rejected",
                str(tmp_path / "r3.ndjson"), cwd=tmp_path)  # fmt: skip
     lines = [orjson.loads(line) for line in last.stdout.splitlines()]
-    assert len(lines) == 6 and lines[4]["set_aside"].startswith("a Segment identify call")
+    assert len(lines) == 7 and lines[4]["set_aside"].startswith("a Segment identify call")
 
 
 def test_the_fix_loop_for_csv_and_parquet_rows(sandbox: Sandbox, tmp_path: Path) -> None:
