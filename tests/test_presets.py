@@ -134,7 +134,8 @@ def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     signed = events["Signed Up"]
     assert signed["identifiers"] == {"user_id": "u1"}
     assert signed["timestamp"] == "2020-10-13T17:48:31Z"
-    assert signed["properties"] == {"plan": "pro", "$os": "Mac OS X"}  # mp_* and $insert_id gone
+    # mp_*, $mp_*, $import and $insert_id gone; the country (from the IP) is the user's
+    assert signed["properties"] == {"plan": "pro", "$os": "Mac OS X", "mp_country_code": "US"}
     viewed = events["Viewed Page"]  # a $device: distinct_id is no user id
     assert viewed["identifiers"] == {"anon_id": "d-42"}
     assert viewed["timestamp"] == "2020-10-13T17:50:00.123Z"  # milliseconds
