@@ -147,6 +147,26 @@ def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     assert row["message"].startswith("at least one identifier is required")
 
 
+def test_preset_mixpanel_copied_with_the_project_time_zone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Mixpanel's older raw exports wrote epoch seconds in the project's time zone: the preset,
+    copied with `zone` on its timestamp, sends the UTC moment."""
+    shown = cli("mapping", "show", "mixpanel").stdout
+    line = 'timestamp = "properties.time"\n'
+    assert line in shown
+    zoned = 'timestamp = { from = "properties.time", zone = "America/Los_Angeles" }\n'
+    (tmp_path / "mine.toml").write_text(shown.replace(line, zoned))
+    result, summary, _rows = send(
+        sandbox, tmp_path, "--map", "mine.toml", str(DATA / "mixpanel.ndjson")
+    )
+    assert result.returncode == 1, result.stderr  # the Orphan, as with the preset
+    assert summary["unaccounted_events"] == 0
+    events = stored(sandbox)
+    assert events["Signed Up"]["timestamp"] == "2020-10-14T00:48:31Z"  # 17:48:31 PDT
+    assert events["Viewed Page"]["timestamp"] == "2020-10-14T00:50:00.123Z"
+
+
 def _posthog_parquet(path: Path) -> Path:
     """PostHog's Parquet batch export: `properties` as JSON text, `timestamp` a µs TIMESTAMP."""
     schema = pa.schema(
@@ -341,6 +361,8 @@ BAD_MAPPINGS = [
      3, "a product is a number"),
     ('[fields]\nevent_name = "e"\nrevenue = { from = [{ times = ["p", "q"] }] }\n', 3,
      "unknown key 'times'"),
+    ('[fields]\nevent_name = "e"\ntimestamp = { from = "t", zone = "Mars/Olympus" }\n', 3,
+     "zone must be a time zone such as 'America/Los_Angeles', not 'Mars/Olympus'"),
 ]  # fmt: skip
 
 

@@ -26,12 +26,12 @@ from revbridge_cli.shape.mapping import (
     SetAside,
     Source,
 )
-from revbridge_cli.shape.timestamps import UNITS
+from revbridge_cli.shape.timestamps import UNITS, known_zone
 
 PRESETS = ("segment", "amplitude", "mixpanel", "posthog", "ga4")
 _TOP = ("options", "fields", "merge", "set_aside")
 _OPTIONS = ("unmapped", "timestamps", "drop_nulls", "json")
-_FIELD_KEYS = ("from", "value", "type", "unit", "format", "unless_prefix")
+_FIELD_KEYS = ("from", "value", "type", "unit", "format", "zone", "unless_prefix")
 _MERGE_KEYS = ("from", "exclude", "type")
 _SET_ASIDE_KEYS = ("field", "in", "missing", "message")
 _PRODUCT_KEYS = ("product", "missing")
@@ -247,9 +247,13 @@ def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
     pattern = spec.get("format")
     if pattern is not None and not isinstance(pattern, str):
         raise r.fail(f"{key}: format must be a strptime pattern such as '%d/%m/%Y %H:%M'", key)
-    if (unit or pattern) and kind not in (None, "timestamp"):
-        raise r.fail(f'{key}: unit and format are for type = "timestamp"', key)
-    if unit or pattern:
+    zone = spec.get("zone")
+    if zone is not None and not known_zone(zone):
+        raise r.fail(f"{key}: zone must be a time zone such as 'America/Los_Angeles', not {zone!r}",
+                     "zone", key)  # fmt: skip
+    if (unit or pattern or zone) and kind not in (None, "timestamp"):
+        raise r.fail(f'{key}: unit, format and zone are for type = "timestamp"', key)
+    if unit or pattern or zone:
         kind = "timestamp"
     prefix = spec.get("unless_prefix")
     if prefix is not None and not isinstance(prefix, str):
@@ -260,7 +264,7 @@ def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
     if any(isinstance(s, Product) for s in sources) and kind not in _PRODUCT_TYPES:
         raise r.fail(f"{key}: a product is a number: type may be number, integer or string", key)
     return FieldRule(target, sources, kind=kind, unit=unit, pattern=pattern,
-                     unless_prefix=prefix)  # fmt: skip
+                     unless_prefix=prefix, zone=zone)  # fmt: skip
 
 
 def _merge(r: _Reader, key: str, spec: Any) -> MergeRule:

@@ -73,7 +73,13 @@ def keyed_list(value: Any) -> Any:
     return out
 
 
-def convert(value: Any, kind: str, unit: str | None = None, pattern: str | None = None) -> Any:
+def convert(
+    value: Any,
+    kind: str,
+    unit: str | None = None,
+    pattern: str | None = None,
+    zone: str | None = None,
+) -> Any:
     """`value` as `kind`; `ValueError` with a reason when it is not one."""
     if kind == "string":
         if isinstance(value, str):
@@ -114,7 +120,7 @@ def convert(value: Any, kind: str, unit: str | None = None, pattern: str | None 
             raise ValueError(f"is not JSON text ({e})") from None
     if kind == "timestamp":
         try:
-            return timestamps.normalize(value, unit, pattern)
+            return timestamps.normalize(value, unit, pattern, zone)
         except ValueError as e:
             raise ValueError(f"is not a time we can read ({e}; {timestamps.READABLE})") from None
     if kind == "keyed_list":
@@ -177,6 +183,7 @@ class FieldRule:
     unit: str | None = None
     pattern: str | None = None
     unless_prefix: str | None = None
+    zone: str | None = None  # the time zone of times written without one (a timestamp)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -201,7 +208,7 @@ class FieldRule:
             if self.kind is None:
                 return value
             try:
-                return convert(value, self.kind, self.unit, self.pattern)
+                return convert(value, self.kind, self.unit, self.pattern, self.zone)
             except ValueError as e:
                 raise MappingError(f"{_where(self.target)} {value!r} {e} (from {source})") from None
         return _ABSENT
