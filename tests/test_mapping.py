@@ -68,3 +68,37 @@ def test_named_fields_win_over_merged_objects_and_kept_fields() -> None:
 def test_a_record_without_identifiers_says_where_they_were_looked_for() -> None:
     with pytest.raises(MappingError, match="none of userId has a value"):
         renames(["userId=user_id"]).apply({"event_name": "x"})
+
+
+PRODUCT = """\
+[fields]
+"identifiers.user_id" = "u"
+event_name = { value = "e" }
+revenue = { from = ["total", { product = ["price", "qty"], missing = { qty = 1 } }] }
+"""
+
+
+@pytest.mark.parametrize(
+    ("record", "revenue"),
+    [
+        ({"price": 9.99, "qty": 3}, 29.97),  # in decimal, not 29.970000000000002
+        ({"price": "0.1", "qty": "3"}, 0.3),
+        ({"price": 4, "qty": 5}, 20),  # integers stay integers
+        ({"price": 4}, 4),  # missing: the given value
+        ({"price": 4, "qty": None}, 4),  # null as absent
+        ({"total": 7, "price": 4, "qty": 5}, 7),  # the list's order
+    ],
+)
+def test_a_product_multiplies_its_factors(record: dict[str, object], revenue: object) -> None:
+    (event,) = parse(PRODUCT, "m").apply({"u": "1", **record})["events"]
+    assert event["revenue"] == revenue and type(event["revenue"]) is type(revenue)
+
+
+def test_a_product_without_a_required_factor_has_no_value() -> None:
+    (event,) = parse(PRODUCT, "m").apply({"u": "1", "qty": 2})["events"]
+    assert "revenue" not in event
+
+
+def test_a_product_factor_that_is_no_number_says_which() -> None:
+    with pytest.raises(MappingError, match=r"revenue True is not a number \(from price\)"):
+        parse(PRODUCT, "m").apply({"u": "1", "price": True, "qty": 2})

@@ -56,6 +56,11 @@ def test_preset_segment(sandbox: Sandbox, tmp_path: Path) -> None:
     assert page["timestamp"] == "2015-12-12T18:12:00Z"
     assert page["properties"]["page_name"] == "Home" and page["properties"]["url"]
     assert events["screen"]["timestamp"] == "2015-12-12T19:13:00.5Z"
+    signup = events["Newsletter Signup"]  # the spec's reserved "value" is the event's value
+    assert signup["event_value"] == 5 and signup["properties"] == {
+        "list": "weekly",
+        "message_id": "m7",
+    }
     # traits are the profile; the email is the identifier, not repeated as a property
     assert profile(sandbox, "u1", "u1@example.com", None, "a1") == {"plan": "pro"}
     assert [(r["source"].rsplit(":", 1)[1], r["user"]) for r in rows] == [("5", None), ("6", None)]
@@ -90,6 +95,38 @@ def test_preset_amplitude_reads_its_gzipped_export(sandbox: Sandbox, tmp_path: P
     )
 
 
+def test_preset_amplitude_revenue_from_price_and_quantity(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Amplitude computes revenue as $price x $quantity when $revenue is absent, a missing
+    $quantity counting as 1 (amplitude.com/docs/data/sources/instrument-track-revenue)."""
+    path = str(DATA / "amplitude-revenue.json.gz")
+    result, summary, rows = send(sandbox, tmp_path, "--preset", "amplitude", path)
+    assert result.returncode == 1, result.stderr
+    assert summary["unaccounted_events"] == 0
+    events = stored(sandbox)
+    three = events["Bought Three"]  # 9.99 x 3, in decimal: not 29.970000000000002
+    assert three["revenue"] == 29.97
+    assert three["properties"] == {
+        "$price": 9.99,
+        "$quantity": 3,
+        "$productId": "sku-9",
+        "insert_id": "ins-10",
+        "amplitude_id": 200,
+    }
+    assert events["Bought One"]["revenue"] == 4.5  # "4.50" with no $quantity: 1
+    assert events["Bundle"]["revenue"] == 50  # $revenue wins over $price x $quantity
+    assert events["Bundle"]["timestamp"] == "2023-10-16T09:02:00.250000Z"  # ISO 8601 with a T
+    assert events["Refunded Two"]["revenue"] == -10  # negative prices are valid
+    assert events["No Price"]["revenue"] is None  # a $quantity alone is no revenue
+    assert events["No Price"]["properties"]["$quantity"] == 4
+    (row,) = rows
+    assert row["source"].endswith("amplitude-revenue.json.gz:5") and row["user"] is None
+    assert (
+        row["message"] == "events[0]: revenue 'free' is not a number (from event_properties.$price)"
+    )
+    assert row["row"]["event_properties"] == {"$price": "free", "$quantity": 1}
+    assert "Traceback" not in result.stderr
+
+
 def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     result, _, rows = send(sandbox, tmp_path, "--preset", "mixpanel", str(DATA / "mixpanel.ndjson"))
     assert result.returncode == 1, result.stderr
@@ -97,7 +134,8 @@ def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     signed = events["Signed Up"]
     assert signed["identifiers"] == {"user_id": "u1"}
     assert signed["timestamp"] == "2020-10-13T17:48:31Z"
-    assert signed["properties"] == {"plan": "pro", "$os": "Mac OS X"}  # mp_* and $insert_id gone
+    # mp_*, $mp_*, $import and $insert_id gone; the country (from the IP) is the user's
+    assert signed["properties"] == {"plan": "pro", "$os": "Mac OS X", "mp_country_code": "US"}
     viewed = events["Viewed Page"]  # a $device: distinct_id is no user id
     assert viewed["identifiers"] == {"anon_id": "d-42"}
     assert viewed["timestamp"] == "2020-10-13T17:50:00.123Z"  # milliseconds
@@ -107,6 +145,26 @@ def test_preset_mixpanel(sandbox: Sandbox, tmp_path: Path) -> None:
     assert events["Before Login"]["properties"] == {}
     (row,) = rows
     assert row["message"].startswith("at least one identifier is required")
+
+
+def test_preset_mixpanel_copied_with_the_project_time_zone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Mixpanel's older raw exports wrote epoch seconds in the project's time zone: the preset,
+    copied with `zone` on its timestamp, sends the UTC moment."""
+    shown = cli("mapping", "show", "mixpanel").stdout
+    line = 'timestamp = "properties.time"\n'
+    assert line in shown
+    zoned = 'timestamp = { from = "properties.time", zone = "America/Los_Angeles" }\n'
+    (tmp_path / "mine.toml").write_text(shown.replace(line, zoned))
+    result, summary, _rows = send(
+        sandbox, tmp_path, "--map", "mine.toml", str(DATA / "mixpanel.ndjson")
+    )
+    assert result.returncode == 1, result.stderr  # the Orphan, as with the preset
+    assert summary["unaccounted_events"] == 0
+    events = stored(sandbox)
+    assert events["Signed Up"]["timestamp"] == "2020-10-14T00:48:31Z"  # 17:48:31 PDT
+    assert events["Viewed Page"]["timestamp"] == "2020-10-14T00:50:00.123Z"
 
 
 def _posthog_parquet(path: Path) -> Path:
@@ -161,11 +219,13 @@ def test_preset_ga4_flattens_params(sandbox: Sandbox, tmp_path: Path) -> None:
     purchase = events["purchase"]
     assert purchase["identifiers"] == {"user_id": "u1", "anon_id": "p1"}
     assert purchase["timestamp"] == "2024-01-01T10:00:00.123456Z"
-    assert purchase["revenue"] == 49.99
+    assert purchase["revenue"] == 49.99  # purchase_revenue_in_usd: every revenue in USD
     assert purchase["properties"] == {
         "page_location": "/checkout",
         "value": 49.99,
         "items": 3,
+        "currency": "EUR",
+        "purchase_revenue": 45.5,  # in the event's currency
         "platform": "WEB",
         "country": "FR",
         "device_category": "desktop",
@@ -174,6 +234,7 @@ def test_preset_ga4_flattens_params(sandbox: Sandbox, tmp_path: Path) -> None:
     view = events["page_view"]  # event_timestamp as BigQuery's JSON writes INT64: text
     assert view["timestamp"] == "2024-01-01T10:01:00Z"
     assert view["properties"]["engagement_time_msec"] == 1200
+    assert view["revenue"] == 1.5  # no ecommerce: event_value_in_usd
     (row,) = rows
     assert "none of user_id, user_pseudo_id has a value (preset ga4)" in row["message"]
 
@@ -246,6 +307,34 @@ def test_a_mapping_file_types_and_places_every_field(sandbox: Sandbox, tmp_path:
     assert row["row"]["customer_ref"] == "c2"  # the CSV row as an object
 
 
+def test_a_mapping_computes_a_product(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A user's own mapping can use `product` as a preset does: for revenue or any number."""
+    (tmp_path / "lines.toml").write_text(
+        '[options]\nunmapped = "drop"\n[fields]\n"identifiers.user_id" = "customer"\n'
+        'event_name = { value = "order_line" }\n'
+        'revenue = { from = ["total", { product = ["unit_price", "qty"] }] }\n'
+        '"properties.weight" = { from = [{ product = ["unit_kg", "qty"], '
+        'missing = { unit_kg = 0 } }], type = "integer" }\n'
+    )
+    (tmp_path / "lines.csv").write_text(
+        "customer,total,unit_price,qty,unit_kg\n"
+        "c1,,2.10,3,2\n"  # 2.10 x 3 (text cells are read as numbers)
+        "c2,12,5,3,\n"  # total wins; no unit_kg: weight 0 x 3
+        "c3,,,3,1\n"  # no unit_price: no revenue (qty has no `missing`)
+        "c4,,2.5,x,1\n"  # a factor that is not a number: set aside
+    )
+    result, summary, rows = send(sandbox, tmp_path, "--map", "lines.toml", "lines.csv")
+    assert result.returncode == 1, result.stderr
+    assert summary["unaccounted_events"] == 0
+    by_user = {e["identifiers"]["user_id"]: e for e in sandbox.events()}
+    assert by_user["c1"]["revenue"] == 6.3 and by_user["c1"]["properties"] == {"weight": 6}
+    assert by_user["c2"]["revenue"] == 12 and by_user["c2"]["properties"] == {"weight": 0}
+    assert by_user["c3"]["revenue"] is None and by_user["c3"]["properties"] == {"weight": 3}
+    (row,) = rows
+    assert row["source"] == "lines.csv:5"
+    assert row["message"] == "events[0]: revenue 'x' is not a number (from qty)"
+
+
 BAD_MAPPINGS = [
     (
         '[fields]\nevent_name = "event"\n"identifiers.user_id" = { frm = "u" }\n',
@@ -262,7 +351,19 @@ BAD_MAPPINGS = [
     ('[field]\nevent_name = "e"\n', 1, "unknown section 'field'"),
     ('[fields]\n"user_properties" = "traits"\n', 2, "needs a field name after it"),
     ('[merge]\nevents = "x"\n', 2, "only properties and user_properties take objects"),
-]
+    ('[fields]\nevent_name = "e"\nrevenue = { from = [{ product = ["p"] }] }\n', 3,
+     "a product needs at least two fields"),
+    ('[fields]\nevent_name = "e"\n'
+     'revenue = { from = [{ product = ["p", "q"], missing = { r = 1 } }] }\n',
+     3, "missing names 'r', not a factor"),
+    ('[fields]\nevent_name = "e"\n'
+     '"properties.x" = { from = [{ product = ["p", "q"] }], type = "boolean" }\n',
+     3, "a product is a number"),
+    ('[fields]\nevent_name = "e"\nrevenue = { from = [{ times = ["p", "q"] }] }\n', 3,
+     "unknown key 'times'"),
+    ('[fields]\nevent_name = "e"\ntimestamp = { from = "t", zone = "Mars/Olympus" }\n', 3,
+     "zone must be a time zone such as 'America/Los_Angeles', not 'Mars/Olympus'"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("text", "line", "message"), BAD_MAPPINGS)
@@ -362,7 +463,7 @@ def test_validate_show_prints_records_as_they_would_be_sent(tmp_path: Path) -> N
     last = cli("validate", "--show", "9", "--preset", "segment", data, "-q", "--rejected",
                str(tmp_path / "r3.ndjson"), cwd=tmp_path)  # fmt: skip
     lines = [orjson.loads(line) for line in last.stdout.splitlines()]
-    assert len(lines) == 6 and lines[4]["set_aside"].startswith("a Segment identify call")
+    assert len(lines) == 7 and lines[4]["set_aside"].startswith("a Segment identify call")
 
 
 def test_the_fix_loop_for_csv_and_parquet_rows(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -93,3 +93,25 @@ def test_without_the_options_nulls_and_export_times_are_set_aside(
         "events[0]: timestamp must be ISO 8601",
         "events[0]: revenue must be a number",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1602611311, "2020-10-14T00:48:31Z"),  # Mixpanel's project-time seconds, PDT (UTC-7)
+        (1579082400, "2020-01-15T18:00:00Z"),  # in winter, PST (UTC-8)
+        (1602611311123, "2020-10-14T00:48:31.123Z"),  # milliseconds too
+        ("2020-01-15 10:00:00.25", "2020-01-15T18:00:00.25Z"),  # text without an offset
+        ("2020-01-15 10:00:00+01:00", "2020-01-15T09:00:00Z"),  # an offset wins over the zone
+        ("2020-01-15T10:00:00Z", "2020-01-15T10:00:00Z"),
+    ],
+)
+def test_a_zone_is_the_wall_clock_of_times_written_without_one(
+    value: object, expected: str
+) -> None:
+    assert normalize(value, zone="America/Los_Angeles") == expected
+
+
+def test_a_zone_with_a_pattern() -> None:
+    text = normalize("15/01/2020 10:00", pattern="%d/%m/%Y %H:%M", zone="Europe/Paris")
+    assert text == "2020-01-15T09:00:00Z"

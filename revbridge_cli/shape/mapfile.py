@@ -22,16 +22,20 @@ from revbridge_cli.shape.mapping import (
     FieldRule,
     Mapping,
     MergeRule,
+    Product,
     SetAside,
+    Source,
 )
-from revbridge_cli.shape.timestamps import UNITS
+from revbridge_cli.shape.timestamps import UNITS, known_zone
 
 PRESETS = ("segment", "amplitude", "mixpanel", "posthog", "ga4")
 _TOP = ("options", "fields", "merge", "set_aside")
 _OPTIONS = ("unmapped", "timestamps", "drop_nulls", "json")
-_FIELD_KEYS = ("from", "value", "type", "unit", "format", "unless_prefix")
+_FIELD_KEYS = ("from", "value", "type", "unit", "format", "zone", "unless_prefix")
 _MERGE_KEYS = ("from", "exclude", "type")
 _SET_ASIDE_KEYS = ("field", "in", "missing", "message")
+_PRODUCT_KEYS = ("product", "missing")
+_PRODUCT_TYPES = (None, "number", "integer", "string")
 _TARGET_HEADS = ("identifiers", "user_properties", "properties")
 _NAME = re.compile(r"[^\s.]+(?:\.[^\s.]+)*")
 
@@ -147,6 +151,37 @@ class _Reader:
                 raise self.fail(f"{key}: {item!r} is not a source field name", key)
         return tuple(items)
 
+    def sources(self, value: Any, key: str) -> tuple[Source, ...]:
+        """A field's `from`: names, where a list may also hold products
+        (`{ product = [A, B], missing = { B = 1 } }`), tried in order like the names."""
+        items = value if isinstance(value, list) else [value]
+        out: list[Source] = []
+        for item in items:
+            if isinstance(item, dict):
+                out.append(self.product(item, key))
+            else:
+                out.extend(self.paths(item, key))
+        if not out:
+            raise self.fail(f"{key}: `from` must be a field name or a list of them", key)
+        return tuple(out)
+
+    def product(self, spec: dict[str, Any], key: str) -> Product:
+        spec = self.table(spec, f"{key}.from", _PRODUCT_KEYS)
+        if "product" not in spec:
+            raise self.fail(f"{key}: a table in `from` needs `product` (a list of fields)", key)
+        factors = self.paths(spec["product"], "product")
+        if len(factors) < 2:
+            raise self.fail(f"{key}: a product needs at least two fields", "product", key)
+        missing = spec.get("missing", {})
+        if not isinstance(missing, dict):
+            raise self.fail(f"{key}: missing must be a table (field = value)", "missing", key)
+        for name, default in missing.items():
+            if name not in factors:
+                raise self.fail(f"{key}: missing names {name!r}, not a factor", "missing", key)
+            if not contract.is_number(default):
+                raise self.fail(f"{key}: missing.{name} must be a number", "missing", key)
+        return Product(factors, tuple(missing.items()))
+
 
 def parse(text: str, name: str) -> Mapping:
     """A mapping document as a `Mapping`; `ConfigError` naming the line at fault."""
@@ -199,7 +234,7 @@ def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
     except ConfigError as e:
         raise r.fail(str(e).removeprefix("fields: "), key) from None
     if isinstance(spec, str | list):
-        return FieldRule(target, r.paths(spec, key))
+        return FieldRule(target, r.sources(spec, key))
     spec = r.table(spec, key, _FIELD_KEYS)
     if ("from" in spec) == ("value" in spec):
         raise r.fail(f"{key}: give exactly one of `from` (a source field) or `value`", key)
@@ -212,17 +247,24 @@ def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
     pattern = spec.get("format")
     if pattern is not None and not isinstance(pattern, str):
         raise r.fail(f"{key}: format must be a strptime pattern such as '%d/%m/%Y %H:%M'", key)
-    if (unit or pattern) and kind not in (None, "timestamp"):
-        raise r.fail(f'{key}: unit and format are for type = "timestamp"', key)
-    if unit or pattern:
+    zone = spec.get("zone")
+    if zone is not None and not known_zone(zone):
+        raise r.fail(f"{key}: zone must be a time zone such as 'America/Los_Angeles', not {zone!r}",
+                     "zone", key)  # fmt: skip
+    if (unit or pattern or zone) and kind not in (None, "timestamp"):
+        raise r.fail(f'{key}: unit, format and zone are for type = "timestamp"', key)
+    if unit or pattern or zone:
         kind = "timestamp"
     prefix = spec.get("unless_prefix")
     if prefix is not None and not isinstance(prefix, str):
         raise r.fail(f"{key}: unless_prefix must be text", key)
     if "value" in spec:
         return FieldRule(target, (), spec["value"], kind)
-    return FieldRule(target, r.paths(spec["from"], key), kind=kind, unit=unit, pattern=pattern,
-                     unless_prefix=prefix)  # fmt: skip
+    sources = r.sources(spec["from"], key)
+    if any(isinstance(s, Product) for s in sources) and kind not in _PRODUCT_TYPES:
+        raise r.fail(f"{key}: a product is a number: type may be number, integer or string", key)
+    return FieldRule(target, sources, kind=kind, unit=unit, pattern=pattern,
+                     unless_prefix=prefix, zone=zone)  # fmt: skip
 
 
 def _merge(r: _Reader, key: str, spec: Any) -> MergeRule:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -72,7 +73,13 @@ def keyed_list(value: Any) -> Any:
     return out
 
 
-def convert(value: Any, kind: str, unit: str | None = None, pattern: str | None = None) -> Any:
+def convert(
+    value: Any,
+    kind: str,
+    unit: str | None = None,
+    pattern: str | None = None,
+    zone: str | None = None,
+) -> Any:
     """`value` as `kind`; `ValueError` with a reason when it is not one."""
     if kind == "string":
         if isinstance(value, str):
@@ -113,7 +120,7 @@ def convert(value: Any, kind: str, unit: str | None = None, pattern: str | None 
             raise ValueError(f"is not JSON text ({e})") from None
     if kind == "timestamp":
         try:
-            return timestamps.normalize(value, unit, pattern)
+            return timestamps.normalize(value, unit, pattern, zone)
         except ValueError as e:
             raise ValueError(f"is not a time we can read ({e}; {timestamps.READABLE})") from None
     if kind == "keyed_list":
@@ -122,37 +129,93 @@ def convert(value: Any, kind: str, unit: str | None = None, pattern: str | None 
 
 
 @dataclass(frozen=True, slots=True)
+class Product:
+    """A value computed as the product of source fields (Amplitude's `$price` x `$quantity`).
+
+    It has a value when every factor does; a factor named in `missing` that is absent takes
+    that value instead (Amplitude counts a missing `$quantity` as 1). Each factor must be a
+    number (or numeric text); the product is computed in decimal, so 9.99 x 3 is 29.97 and
+    not 29.970000000000002, and is an integer when every factor is one.
+    """
+
+    factors: tuple[str, ...]
+    missing: tuple[tuple[str, Any], ...] = ()
+
+    def value(self, record: dict[str, Any], target: str) -> Any:
+        defaults = dict(self.missing)
+        numbers = []
+        for path in self.factors:
+            value = lookup(record, path)
+            if value is _ABSENT or value is None:
+                if path not in defaults:
+                    return _ABSENT
+                value = defaults[path]
+            try:
+                numbers.append(convert(value, "number"))
+            except ValueError as e:
+                raise MappingError(f"{_where(target)} {value!r} {e} (from {path})") from None
+        if all(isinstance(n, int) for n in numbers):
+            total = 1
+            for n in numbers:
+                total *= n
+            return total
+        exact = Decimal(1)
+        for n in numbers:
+            exact *= Decimal(repr(n)) if isinstance(n, float) else Decimal(n)
+        return float(exact)
+
+    def __str__(self) -> str:
+        return " x ".join(self.factors)
+
+
+Source = str | Product
+
+
+@dataclass(frozen=True, slots=True)
 class FieldRule:
-    """One API field: from the first source path that has a value, or a constant."""
+    """One API field: from the first source that has a value (a path or a product), or a
+    constant."""
 
     target: str  # "identifiers.user_id", "user_properties.plan", "event_name", "properties.x"
-    sources: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
     constant: Any = _ABSENT
     kind: str | None = None
     unit: str | None = None
     pattern: str | None = None
     unless_prefix: str | None = None
+    zone: str | None = None  # the time zone of times written without one (a timestamp)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every source path the rule reads, a product's factors included."""
+        out: list[str] = []
+        for source in self.sources:
+            out.extend(source.factors if isinstance(source, Product) else (source,))
+        return tuple(out)
 
     def value(self, record: dict[str, Any]) -> Any:
         if self.constant is not _ABSENT:
             return self.constant
-        for path in self.sources:
-            value = lookup(record, path)
-            if value is _ABSENT or value is None:
-                continue
-            if (
-                self.unless_prefix
-                and isinstance(value, str)
-                and value.startswith(self.unless_prefix)
-            ):
+        for source in self.sources:
+            if isinstance(source, Product):
+                value = source.value(record, self.target)
+            else:
+                value = lookup(record, source)
+                if value is None or self._skipped(value):
+                    continue
+            if value is _ABSENT:
                 continue
             if self.kind is None:
                 return value
             try:
-                return convert(value, self.kind, self.unit, self.pattern)
+                return convert(value, self.kind, self.unit, self.pattern, self.zone)
             except ValueError as e:
-                raise MappingError(f"{_where(self.target)} {value!r} {e} (from {path})") from None
+                raise MappingError(f"{_where(self.target)} {value!r} {e} (from {source})") from None
         return _ABSENT
+
+    def _skipped(self, value: Any) -> bool:
+        prefix = self.unless_prefix
+        return bool(prefix) and isinstance(value, str) and value.startswith(prefix or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +252,7 @@ class Mapping:
     _taken: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        paths = [p for f in self.fields for p in f.sources]
+        paths = [p for f in self.fields for p in f.paths]
         paths += [p for m in self.merges for p in m.sources]
         object.__setattr__(self, "_consumed", frozenset(p.split(".")[0] for p in paths))
         taken: dict[str, set[str]] = {}  # per merged object, the keys a named field takes
@@ -236,7 +299,7 @@ class Mapping:
         return user
 
     def _hint(self, target: str) -> str:
-        paths = [p for f in self.fields if f.target.startswith(target) for p in f.sources]
+        paths = [str(p) for f in self.fields if f.target.startswith(target) for p in f.sources]
         return f": none of {', '.join(paths)} has a value ({self.name})" if paths else ""
 
     def _decoded(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,10 @@ Postgres), `2023-10-15 14:30:00.123456` (Amplitude, no zone: UTC), offsets `Z`, 
 `+00:00`, a trailing ` UTC`, and epoch seconds, milliseconds or microseconds as numbers or
 numeric strings. The unit of an epoch number is read from its magnitude unless a mapping
 fixes it: below 1e11 seconds (until the year 5138), below 1e14 milliseconds, below 1e17
-microseconds, nanoseconds above. `--epoch-timestamps` is the numbers-only case of it.
+microseconds, nanoseconds above. `--epoch-timestamps` is the numbers-only case of it. A
+mapping's `zone` says in which time zone times without an offset are written, epoch numbers
+included (Mixpanel's raw export of an older project writes the project's wall clock as epoch
+seconds); without it they are UTC.
 
 Pure functions; a value that is no time raises `ValueError` with the reason, which the caller
 puts beside the value in the rejected row's message.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from revbridge_cli import contract
 
@@ -42,7 +46,23 @@ def unit_of(value: float) -> str:
     return "ns"
 
 
-def epoch_to_iso(value: float, unit: str | None = None) -> str:
+def known_zone(name: Any) -> bool:
+    """Whether `name` is an IANA time zone this machine knows (`America/Los_Angeles`)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _wall(moment: datetime, zone: str | None) -> datetime:
+    """A moment read as UTC that was `zone`'s wall clock, as the UTC moment it was."""
+    if zone is None:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def epoch_to_iso(value: float, unit: str | None = None, zone: str | None = None) -> str:
     """An epoch number as ISO 8601 UTC, with as many fraction digits as it carries (none, 3
     or 6). Integers are converted exactly; `OverflowError`/`ValueError` past year 9999."""
     unit = unit or unit_of(value)
@@ -51,8 +71,8 @@ def epoch_to_iso(value: float, unit: str | None = None) -> str:
         micros = value // 1000 if per == 0 else value * per
     else:
         micros = round(value / 1000) if per == 0 else round(value * per)
-    moment = _EPOCH + timedelta(microseconds=micros)
-    return _format(moment, micros % 1_000_000)
+    moment = _wall(_EPOCH + timedelta(microseconds=micros), zone)
+    return _format(moment, moment.microsecond)
 
 
 def _format(moment: datetime, micros: int) -> str:
@@ -75,9 +95,9 @@ def _zone(text: str | None) -> timedelta:
     return sign * timedelta(hours=hours, minutes=minutes)
 
 
-def text_to_iso(text: str) -> str:
+def text_to_iso(text: str, local: str | None = None) -> str:
     """A date and time as exports write them (module docstring) as ISO 8601 UTC; the fraction
-    keeps its digits. No zone means UTC."""
+    keeps its digits. No zone means `local` (a time zone name), else UTC."""
     match = _TEXT.fullmatch(text.strip())
     if match is None:
         raise ValueError("not a date and time")
@@ -88,16 +108,19 @@ def text_to_iso(text: str) -> str:
         )
     except ValueError as e:
         raise ValueError(str(e)) from None
-    moment -= _zone(zone)
+    moment = _wall(moment, local) if zone is None else moment - _zone(zone)
     out = moment.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{out}.{fraction}Z" if fraction else out + "Z"
 
 
-def normalize(value: Any, unit: str | None = None, pattern: str | None = None) -> str:
+def normalize(
+    value: Any, unit: str | None = None, pattern: str | None = None, zone: str | None = None
+) -> str:
     """Any timestamp an export writes as ISO 8601 UTC, or `ValueError` saying why not.
 
     `unit` fixes the unit of epoch numbers (s, ms, us, ns); `pattern` is a `strptime` format
-    for text no rule above reads (naive results are UTC).
+    for text no rule above reads; `zone` is the time zone of times written without one (naive
+    results, epoch numbers included), UTC without it.
     """
     if type(value) is str:
         if contract.is_iso8601(value) and value.endswith("Z") and not pattern:
@@ -108,21 +131,21 @@ def normalize(value: Any, unit: str | None = None, pattern: str | None = None) -
             except ValueError:
                 raise ValueError(f"does not match the format {pattern!r}") from None
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
+                moment = _wall(moment.replace(tzinfo=UTC), zone)
             moment = moment.astimezone(UTC)
             return _format(moment.replace(microsecond=0), moment.microsecond)
         text = value.strip()
         if _NUMBER.fullmatch(text):
             number: float = float(text) if "." in text else int(text)
-            return _epoch(number, unit)
-        return text_to_iso(text)
+            return _epoch(number, unit, zone)
+        return text_to_iso(text, zone)
     if contract.is_number(value):
-        return _epoch(value, unit)
+        return _epoch(value, unit, zone)
     raise ValueError(f"a {type(value).__name__ if value is not None else 'null'} is not a time")
 
 
-def _epoch(value: float, unit: str | None) -> str:
+def _epoch(value: float, unit: str | None, zone: str | None = None) -> str:
     try:
-        return epoch_to_iso(value, unit)
+        return epoch_to_iso(value, unit, zone)
     except (OverflowError, ValueError):
         raise ValueError("out of range for an epoch time") from None
