@@ -362,7 +362,7 @@ BAD_MAPPINGS = [
     ('[fields]\nevent_name = "e"\nrevenue = { from = [{ times = ["p", "q"] }] }\n', 3,
      "unknown key 'times'"),
     ('[fields]\nevent_name = "e"\ntimestamp = { from = "t", zone = "Mars/Olympus" }\n', 3,
-     "zone must be a time zone such as 'America/Los_Angeles', not 'Mars/Olympus'"),
+     "zone must be an IANA time zone such as 'America/Los_Angeles', not 'Mars/Olympus'"),
 ]  # fmt: skip
 
 

@@ -249,8 +249,11 @@ def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
         raise r.fail(f"{key}: format must be a strptime pattern such as '%d/%m/%Y %H:%M'", key)
     zone = spec.get("zone")
     if zone is not None and not known_zone(zone):
-        raise r.fail(f"{key}: zone must be a time zone such as 'America/Los_Angeles', not {zone!r}",
-                     "zone", key)  # fmt: skip
+        msg = (
+            f"{key}: zone must be an IANA time zone such as 'America/Los_Angeles', not "
+            f"{zone!r} (a machine without a time zone database needs `pip install tzdata`)"
+        )
+        raise r.fail(msg, "zone", key)
     if (unit or pattern or zone) and kind not in (None, "timestamp"):
         raise r.fail(f'{key}: unit, format and zone are for type = "timestamp"', key)
     if unit or pattern or zone:
