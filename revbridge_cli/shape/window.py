@@ -26,11 +26,11 @@ from typing import Any, TypeAlias
 from revbridge_cli.errors import UsageError
 from revbridge_cli.shape.parts import UserPart
 
-Bound: TypeAlias = str | date  # a datetime is a date too
+WindowBound: TypeAlias = str | date  # a datetime is a date too
 _EXPECTED = "an ISO 8601 date or date and time, such as 2026-01-15 or 2026-01-15T14:30:00Z"
 
 
-def parse_bound(value: Bound, flag: str) -> datetime:
+def parse_bound(value: WindowBound, flag: str) -> datetime:
     """A `--since`/`--until` value as an aware datetime (UsageError, exit 2, if unreadable)."""
     if isinstance(value, datetime):
         moment = value
@@ -55,8 +55,8 @@ class Window:
     @classmethod
     def of(
         cls,
-        since: Bound | None,
-        until: Bound | None,
+        since: WindowBound | None,
+        until: WindowBound | None,
         names: tuple[str, str] = ("--since", "--until"),
     ) -> Window | None:
         """The window the flags (or the API's `since=`/`until=`, `names` to say so in an
