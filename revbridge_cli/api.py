@@ -7,7 +7,9 @@ stream consumer, a Spark or Dask partition), the CLI's very run under it.
     result = send_records(records, connection=conn, concurrency=8)
     result.accepted_events, result.rejected, result.rejected_rows, result.as_dict()
 
-Options are keyword arguments named like the CLI's flags (`--max-users` is `max_users`).
+Options are keyword arguments named like the CLI's flags (`--max-users` is `max_users`);
+`since`/`until` also take `date` and `datetime` objects (naive ones are UTC, as the CLI's
+strings are), and `limit` reads the first N records (with `state=`, the next N).
 Nothing process-global happens here: no signal handler, no GC tuning, no exit; it is safe in a
 worker thread, and `send_records` works from inside a running event loop (a notebook) by
 running in a thread of its own. A bad argument raises `errors.UsageError` (or `ConfigError`);
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -27,6 +30,7 @@ from typing import Any
 from revbridge_cli import contract
 from revbridge_cli.cli.options import load_mapping
 from revbridge_cli.config.base_url import check_base_url
+from revbridge_cli.config.bounds import BOUNDS
 from revbridge_cli.config.credentials import Secret, check_header_value
 from revbridge_cli.config.outputs import check_outputs
 from revbridge_cli.config.resolve import Connection as _Connection
@@ -36,6 +40,7 @@ from revbridge_cli.input.paths import any_tabular
 from revbridge_cli.report.ledger import RejectedRows
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.run import Run
+from revbridge_cli.shape.window import Window
 
 # The CLI's flags that the API takes as keyword arguments, and where each goes.
 _RENAMED = {"grace": "grace_seconds", "format": "fmt"}
@@ -44,7 +49,10 @@ _POLICY = frozenset(
      "epoch_timestamps", "timestamps", "drop_nulls"}
 )  # fmt: skip
 _MAPPING = ("map", "preset", "rename", "unmapped")  # --map FILE, --preset, --rename, --unmapped
-_NOT_OPTIONS = frozenset({"inputs", "base_url", "api_key", "customer_id", "retry", "shape", "send"})
+_WINDOW = ("since", "until")  # --since, --until: one `window` setting
+_NOT_OPTIONS = frozenset(
+    {"inputs", "base_url", "api_key", "customer_id", "retry", "shape", "send", "window"}
+)
 
 
 @dataclass(frozen=True)
@@ -184,13 +192,16 @@ def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
     options = dict(options)
     parts = {k: options.pop(k, None) for k in ("connection", "base_url", "api_key", "customer_id")}
     mapping = _mapping(*(options.pop(k, None) for k in _MAPPING))
+    window = Window.of(options.pop("since", None), options.pop("until", None), names=_WINDOW)
     known = {f.name for f in fields(SendSettings)} - _NOT_OPTIONS
-    given: dict[str, Any] = {}
+    given: dict[str, Any] = {"window": window}
     for name, value in options.items():
         field_name = _RENAMED.get(name, name)
         if field_name not in known and name not in _POLICY:
-            valid = sorted((known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY | {*_MAPPING})
-            raise UsageError(f"unknown option {name!r}; the options are: {', '.join(valid)}")
+            valid = (known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY
+            listed = ", ".join(sorted(valid | {*_MAPPING, *_WINDOW}))
+            raise UsageError(f"unknown option {name!r}; the options are: {listed}")
+        _check_number(name, field_name, value)
         given[field_name] = os.fspath(value) if isinstance(value, os.PathLike) else value
     connection = _connection(parts, given)
     send = not given.pop("validate_only", False)
@@ -201,6 +212,18 @@ def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _check_number(name: str, field_name: str, value: Any) -> None:
+    """A numeric option's type, as Typer checks a flag's: `limit="10"` or `concurrency=True`
+    is refused by name, not compared with a bound and failed with Python's own words."""
+    bound = BOUNDS.get(field_name)
+    if bound is None or value is None:
+        return
+    kind = numbers.Integral if bound.kind is int else numbers.Real  # numpy's numbers too
+    if isinstance(value, bool) or not isinstance(value, kind):
+        wanted = "an integer" if bound.kind is int else "a number"
+        raise UsageError(f"{name} must be {wanted}, not {value!r}")
 
 
 def _mapping(

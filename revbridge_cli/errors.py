@@ -161,7 +161,15 @@ _CHECK_MEANING = {
     "the Events API",
     Exit.AUTH: "the server refused the credentials",
 }
+# validate sends nothing and keeps no state or log: only the rejected file is written.
+_VALIDATE_MEANING = {
+    Exit.OK: "every record is valid",
+    Exit.INCOMPLETE: "something is invalid (all of it is in the rejected file) or an input "
+    "could not be read to its end",
+    Exit.IOERR: "the rejected file could not be written",
+}
 _OTHER_MEANING = {
+    "validate": _VALIDATE_MEANING,
     "config": {Exit.OK: "shown"},
     "state show": {Exit.OK: "shown", Exit.USAGE: "no such state file, or not a state file"},
     "check": _CHECK_MEANING,

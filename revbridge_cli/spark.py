@@ -58,7 +58,8 @@ def send_dataframe(
     the client's own key of each row, computed in Python. `order_by`: the column(s) each
     user's events are sent in (default `timestamp`, if there is one), ties in input order.
     `max_in_flight` caps the requests in flight over all tasks; `partitions` the number of
-    tasks (default: the cores Spark has). Other options are `send_records`'.
+    tasks (default: the cores Spark has). Other options are `send_records`', `since`/`until`
+    included; `limit` is refused (`engine_task.LIMIT_REFUSED`: it would be each task's).
     """
     started = time.monotonic()
     spark = df.sparkSession

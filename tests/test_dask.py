@@ -4,12 +4,13 @@ processes, against a real sandbox: every event once, each user's events in input
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from conftest import API_KEY, CUSTOMER_ID
 
-from revbridge_cli import Connection
+from revbridge_cli import Connection, UsageError
 from revbridge_cli.sandbox import Sandbox
 
 dd = pytest.importorskip("dask.dataframe")
@@ -88,3 +89,27 @@ def test_a_named_key_column_with_events_in_a_given_order(cluster: Any) -> None:
         by_user.setdefault(e["user_key"], []).append(e["properties"]["seq"])
     assert all(seq == sorted(seq) for seq in by_user.values())
     assert sum(len(s) for s in by_user.values()) == n
+
+
+def test_a_window_passes_through_to_every_partition_and_limit_is_refused(cluster: Any) -> None:
+    """`since`/`until` select events in each task as in one run; the job's counts add up."""
+    n = 600
+    pdf = frame(n, users=13)
+    pdf["event_name"] = "purchase"
+    pdf["timestamp"] = [f"2026-01-{1 + i % 30:02d}T12:00:00Z" for i in range(n)]
+    inside = {i for i in range(n) if 10 <= 1 + i % 30 < 20}
+    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID) as sb:
+        conn = Connection(sb.url, api_key=sb.api_key, customer_id=sb.customer_id)
+        ddf = dd.from_pandas(pdf, npartitions=3)
+        with pytest.raises(UsageError, match="limit: not an engine option"):
+            send_dataframe(ddf, connection=conn, limit=100)
+        assert sb.requests() == []  # refused on the driver, before any task
+        result = send_dataframe(
+            ddf, connection=conn, partitions=3, since="2026-01-10", until=datetime(2026, 1, 20)
+        )
+        stored = sorted(e["properties"]["seq"] for e in sb.events())
+    assert result.ok and stored == sorted(inside)
+    summary = result.as_dict()
+    assert summary["events_outside_window"] == summary["records_outside_window"] == n - len(inside)
+    assert summary["records_read"] == summary["events_accepted"] + summary["records_outside_window"]
+    assert summary["unaccounted_events"] == 0

@@ -176,6 +176,17 @@ def test_each_commands_help_lists_only_the_exit_codes_it_can_return(name: str) -
     assert listed == [int(code) for code in COMMAND_EXITS[name]]
 
 
+def test_validate_help_says_what_validate_can_do_and_nothing_else() -> None:
+    """validate writes only the rejected file, and sends nothing: its 74 names no state or log,
+    and its 0 and 1 speak of valid records, not accepted or undelivered ones."""
+    epilog = " ".join((COMMANDS[("validate",)].epilog or "").split())
+    codes = epilog.split("Exit codes: ", 1)[1].split(". Examples", 1)[0]
+    assert "74 the rejected file could not be written" in codes
+    assert "0 every record is valid" in codes
+    for word in ("state", "log", "undelivered", "accepted", "server"):
+        assert word not in codes, codes
+
+
 def test_validate_and_the_read_only_commands_do_not_claim_server_or_state_codes() -> None:
     for name in ("validate", "config", "state show"):
         assert not {Exit.AUTH, Exit.UNAVAILABLE, Exit.LOCKED} & set(COMMAND_EXITS[name])

@@ -153,6 +153,22 @@ def test_a_plan_is_checked_on_the_driver(tmp_path: Any) -> None:
                               max_in_flight=None, parallelism=1)  # fmt: skip
 
 
+def test_an_engine_refuses_limit_and_passes_the_window_through(tmp_path: Any) -> None:
+    """A per-partition limit is not the job's first N; a window means the same in every task."""
+    with pytest.raises(UsageError, match="limit: not an engine option") as info:
+        engine_task.make_plan({"limit": 10}, connection=None, rejected_dir=None,
+                              map_record=None, max_in_flight=None, parallelism=2)  # fmt: skip
+    assert "df.limit(N)" in str(info.value)
+    since = datetime(2026, 1, 10)
+    plan = engine_task.make_plan({"since": since, "until": "2026-02-01"}, connection=None,
+                                 rejected_dir=None, map_record=None, max_in_flight=None,
+                                 parallelism=2)  # fmt: skip
+    assert plan.options == {"since": since, "until": "2026-02-01"}
+    with pytest.raises(UsageError, match="until: expected an ISO 8601 date"):  # on the driver
+        engine_task.make_plan({"until": "soon"}, connection=None, rejected_dir=None,
+                              map_record=None, max_in_flight=None, parallelism=2)  # fmt: skip
+
+
 def report(partition: int, attempt: int, **counts: Any) -> dict[str, Any]:
     summary = Summary(**counts).to_json()
     return {"partition": partition, "attempt": attempt, "summary": summary,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -167,6 +168,93 @@ def test_bad_fail_status_is_a_usage_error() -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["--fail-requests", "x"])
     assert result.exit_code == 2
+
+
+def refused(*args: str, cwd: Path | None = None) -> str:
+    """`revbridge ARGS` for real: exit 2, nothing on stdout, one line on stderr; that line."""
+    done = subprocess.run(
+        [*REVBRIDGE, *args], capture_output=True, text=True, timeout=60, cwd=cwd, stdin=None
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("revbridge: error: "), line
+    return line.removeprefix("revbridge: error: ")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-status", "404"], "--fail-status must be one of 429/500/502/503/504, not 404"),
+        (["--fail-requests", "3,x"], "--fail-requests: expected request numbers like 3,5"),
+        (["--hang-requests", "0"], "--hang-requests: expected request numbers like 3,5"),
+        (["--fail-rate", "2"], "--fail-rate must be between 0 and 1, got 2.0"),
+        (["--latency", "-1"], "--latency must not be negative"),
+        (["--capacity", "0"], "--capacity must be at least 1 request in flight"),
+    ],
+)
+def test_a_bad_fault_value_is_exit_2_in_one_line(args: list[str], message: str) -> None:
+    assert refused("sandbox", "--port", "0", *args).startswith(message)
+
+
+@pytest.mark.e2e
+def test_a_port_in_use_is_exit_2_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = refused("sandbox", "--port", str(port))
+    assert line == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.mark.e2e
+def test_a_db_that_cannot_be_used_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    assert refused("sandbox", "--port", "0", "--db", str(text)) == (
+        f"--db {text}: cannot keep the database there: file is not a database"
+    )
+    missing_dir = tmp_path / "no" / "s.db"
+    assert refused("sandbox", "--port", "0", "--db", str(missing_dir)).startswith(
+        f"--db {missing_dir}: cannot keep the database there"
+    )
+    assert refused("sandbox", "stats", "--db", str(tmp_path / "nope.db")) == (
+        f"no such database: {tmp_path / 'nope.db'}"
+    )
+    assert refused("sandbox", "stats", "--db", str(text)) == (
+        f"{text} is not a sandbox database (file is not a database)"
+    )
+    assert refused("sandbox", "stats", "--db", str(tmp_path)).endswith(
+        "is a directory, not a sandbox database"
+    )
+
+
+STOPPING = """
+import os, signal, sys, threading
+from revbridge_cli.sandbox import cli
+class Stuck:
+    def stop(self): threading.Event().wait()
+if sys.argv[1] == "second-signal":
+    with cli._stop_signals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        stop.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait()
+else:
+    cli._stop_within(Stuck(), 0.1)
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("how", "code"), [("second-signal", 130), ("stuck-stop", 70)])
+def test_a_stop_that_cannot_finish_exits_with_its_code_from_the_table(how: str, code: int) -> None:
+    """A second Ctrl-C is the main CLI's 130; a sandbox that cannot close is 70 (a bug)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPING, how], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
 @pytest.mark.e2e

@@ -254,7 +254,7 @@ def send(
         int | None,
         typer.Option(
             "--limit",
-            min=1,
+            **BOUNDS["limit"].typer(),
             metavar="N",
             help="Read the first N records (after what --state already settled), send them, "
             "and stop: a trial run.",

@@ -1,8 +1,8 @@
 """`send --sandbox`: the embedded sandbox, started for one run and stopped after it.
 
-The sandbox subpackage imports only `contract` from the rest, so what joins it to a send (the
-settings that point at it, the key type, the lines on stderr) lives here, on the importer's
-side.
+The sandbox subpackage imports only `contract`, `loopback` and `errors` from the rest, so what
+joins it to a send (the settings that point at it, the key type, the lines on stderr) lives
+here, on the importer's side.
 """
 
 from __future__ import annotations

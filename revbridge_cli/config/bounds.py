@@ -57,7 +57,12 @@ BOUNDS: Final[dict[str, Bound]] = {
     "retry_max_delay": Bound(float, 0.0, 3_600.0),
     "timeout": Bound(float, 0.1, 3_600.0),
     "grace_seconds": Bound(float, 0.0, 3_600.0),
+    "limit": Bound(int, 1),
 }
+
+# Options a profile cannot set: the grace period is the command's, and a profile's `limit`
+# would quietly make every run of it a trial.
+NOT_IN_PROFILES: Final = frozenset(("grace_seconds", "limit"))
 
 
 # The packer itself, called from a program or a test, works down to this: room for the body's

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from revbridge_cli.config.bounds import BOUNDS, Bound
+from revbridge_cli.config.bounds import BOUNDS, NOT_IN_PROFILES, Bound
 from revbridge_cli.config.paths import expand, permission_warning
 from revbridge_cli.errors import ConfigError
 
@@ -33,7 +33,7 @@ class _Option:
 # Typer's own checks only see flags. Path options (`str`) expand `~` and are taken relative to
 # the config file's folder, so a cron job's working directory does not matter.
 OPTIONS: Final[Mapping[str, _Option]] = {
-    **{name: _Option(b.kind, b) for name, b in BOUNDS.items() if name != "grace_seconds"},
+    **{name: _Option(b.kind, b) for name, b in BOUNDS.items() if name not in NOT_IN_PROFILES},
     "require_timestamp": _Option(bool),
     "epoch_timestamps": _Option(bool),
     "timestamps": _Option(str),

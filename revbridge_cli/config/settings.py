@@ -58,7 +58,7 @@ def build_settings(
     """
     given = {k: v for k, v in options.items() if v is not None}
     for name, value in {**given, **fixed}.items():
-        if name in BOUNDS:
+        if name in BOUNDS and value is not None:  # None: not given (--limit's default)
             option_bounds.check(name, value)
     defaults = RetryPolicy()
     retry = RetryPolicy(

@@ -25,6 +25,14 @@ from revbridge_cli.errors import UsageError
 
 # Options the engines set themselves, or that mean nothing for one partition of a job.
 ENGINE_OWNED = frozenset(("rejected", "state", "restart_changed", "log_file", "records"))
+# `limit` would be each task's own first N, so a job of P partitions would send up to P * N
+# records, and which ones would depend on how the shuffle cut the data: not the job's first N.
+# (`since`/`until` are per event, so they mean the same in every partition: they pass through.)
+LIMIT_REFUSED = (
+    "limit: not an engine option: each partition would send its own first N records, not the "
+    "job's first N; limit the DataFrame itself (df.limit(N) in Spark, "
+    "ddf.head(N, npartitions=-1, compute=False) in Dask)"
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ def make_plan(
     """The plan, checked on the driver: a bad option fails before any task starts."""
     from revbridge_cli.api import check_options
 
+    if "limit" in options:
+        raise UsageError(LIMIT_REFUSED)
     owned = sorted(ENGINE_OWNED & set(options))
     if owned:
         raise UsageError(

@@ -1,7 +1,10 @@
 """`revbridge sandbox`: run the local API until Ctrl-C, or report what a database received.
 
 Thin on purpose: options become a `Faults` value and a `Sandbox`, everything else lives in the
-library so tests drive exactly what the command runs.
+library so tests drive exactly what the command runs. What the command refuses (a fault value,
+a port in use, a file that is not a database) is a `UsageError` of the package's hierarchy,
+ended as the main CLI ends one: one `revbridge: error:` line and its family's exit code from
+`errors.py`'s table, never a number written here nor a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ import orjson
 import typer
 from typer import Option
 
+from revbridge_cli.errors import Exit, RevbridgeError, UsageError, exit_for_signal
 from revbridge_cli.loopback import is_loopback
 from revbridge_cli.sandbox.faults import FAIL_STATUSES, Faults, parse_numbers
 from revbridge_cli.sandbox.reads import db_stats
@@ -40,11 +45,31 @@ app = typer.Typer(
 )
 
 
-def _numbers(value: str | None) -> tuple[int, ...]:
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A refusal ends the command as the main CLI's `fail` does: one line, the family's code."""
+    try:
+        yield
+    except RevbridgeError as exc:
+        typer.echo(f"revbridge: error: {exc}", err=True)
+        raise typer.Exit(int(exc.exit_code)) from None
+
+
+def _numbers(value: str | None, flag: str) -> tuple[int, ...]:
     try:
         return parse_numbers(value)
     except ValueError as exc:
-        raise typer.BadParameter(f"expected request numbers like 3,5 ({exc})") from None
+        raise UsageError(f"{flag}: expected request numbers like 3,5 ({exc})") from None
+
+
+def _faults(settings: dict[str, Any]) -> Faults:
+    """`Faults` names a bad value by its field (`fail_rate must be ...`); say the flag."""
+    try:
+        return Faults(**settings)
+    except ValueError as exc:
+        field, _, rest = str(exc).partition(" ")
+        flag = f"--{field.replace('_', '-')}" if field in settings else field
+        raise UsageError(f"{flag} {rest}") from None
 
 
 def _banner(sb: Sandbox) -> str:
@@ -82,7 +107,7 @@ STOP_GRACE_SECONDS = 10.0
 @contextmanager
 def _stop_signals() -> Iterator[threading.Event]:
     """SIGINT and SIGTERM set an event instead of raising, so stopping is one clean path;
-    a second one while stopping quits at once (exit 1).
+    a second one while stopping quits at once (exit 128 + its number: 130 for Ctrl-C).
 
     Installed before the banner is printed: a Ctrl-C that comes right after must not find
     Python's default handler and end with a KeyboardInterrupt traceback.
@@ -90,9 +115,9 @@ def _stop_signals() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+        if stop.is_set():  # the main CLI's second signal too: the signal's own code
             os.write(2, b"signal again while stopping: quitting now\n")
-            os._exit(1)
+            os._exit(int(exit_for_signal(signum)))
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -105,14 +130,16 @@ def _stop_signals() -> Iterator[threading.Event]:
 
 def _stop_within(sandbox: Sandbox, seconds: float) -> None:
     """A stop that cannot hang: if closing takes longer than `seconds` (a stuck writer, a
-    client holding something stop() waits for), the process ends anyway (exit 1)."""
+    client holding something stop() waits for), the process ends anyway: exit 70, since a
+    sandbox that cannot close is a bug of the sandbox."""
     stopper = threading.Thread(target=sandbox.stop, name="sandbox-stop", daemon=True)
     stopper.start()
     stopper.join(seconds)
     if stopper.is_alive():
-        typer.echo(f"error: the sandbox did not stop within {seconds:g} s: quitting now", err=True)
+        message = f"the sandbox did not stop within {seconds:g} s: quitting now"
+        typer.echo(f"revbridge: error: {message}", err=True)
         sys.stderr.flush()
-        os._exit(1)
+        os._exit(int(Exit.SOFTWARE))
 
 
 @app.callback()
@@ -179,66 +206,81 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if fail_status not in FAIL_STATUSES:
-        allowed = "/".join(str(s) for s in sorted(FAIL_STATUSES))
-        raise typer.BadParameter(f"must be one of {allowed}", param_hint="--fail-status")
-    fault_settings: dict[str, Any] = {
-        "seed": seed,
-        "latency": latency,
-        "fail_rate": fail_rate,
-        "fail_requests": _numbers(fail_requests),
-        "fail_status": fail_status,
-        "retry_after": retry_after,
-        "hang_rate": hang_rate,
-        "hang_requests": _numbers(hang_requests),
-        "hang_seconds": hang_seconds,
-        "reset_rate": reset_rate,
-        "reset_requests": _numbers(reset_requests),
-        "reset_after_store": reset_after_store,
-        "revoke_after": revoke_after,
-        "reject_user_ids": tuple(filter(None, (reject_user_ids or "").split(","))),
-        "capacity": capacity,
-        "capacity_seconds": capacity_seconds,
-    }
-    if max_body_bytes is not None:
-        fault_settings["max_body_bytes"] = max_body_bytes
-    try:
-        faults = Faults(**fault_settings)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if not is_loopback(host):
-        typer.echo(
-            f"warning: binding to {host}: anyone who can reach this host can use the sandbox",
-            err=True,
-        )
-    sandbox = Sandbox(
-        api_key,
-        customer_id,
-        db=db,
-        store=not no_store,
-        faults=faults,
-        host=host,
-        port=port,
-        log=sys.stderr if verbose else None,
-    )
-    with _stop_signals() as stop:
-        try:
-            sandbox.start()
-        except OSError as exc:
-            typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-            raise typer.Exit(2) from None
-        try:
-            typer.echo(_banner(sandbox))
-            sys.stdout.flush()
-            while not stop.wait(0.5):
-                pass
-        finally:
-            _stop_within(sandbox, STOP_GRACE_SECONDS)
+    with _one_line_errors():
+        sandbox = _sandbox(locals())
+        with _stop_signals() as stop:
+            _serve(sandbox, host, port, stop)
     counts = sandbox.stats()
     typer.echo(
         f"stopped: {counts['requests']} requests, {counts['users_accepted']} users and "
         f"{counts['events_accepted']} events accepted"
     )
+
+
+def _sandbox(flags: dict[str, Any]) -> Sandbox:
+    """The server the flags describe, not started yet (UsageError for a bad fault value)."""
+    fail_status, host = flags["fail_status"], flags["host"]
+    if fail_status not in FAIL_STATUSES:
+        allowed = "/".join(str(s) for s in sorted(FAIL_STATUSES))
+        raise UsageError(f"--fail-status must be one of {allowed}, not {fail_status}")
+    fault_settings: dict[str, Any] = {
+        name: flags[name]
+        for name in ("seed", "latency", "fail_rate", "fail_status", "retry_after", "hang_rate",
+                     "hang_seconds", "reset_rate", "reset_after_store", "revoke_after",
+                     "capacity", "capacity_seconds")
+    }  # fmt: skip
+    for kind in ("fail", "hang", "reset"):
+        name = f"{kind}_requests"
+        fault_settings[name] = _numbers(flags[name], f"--{kind}-requests")
+    rejected_ids = flags["reject_user_ids"] or ""
+    fault_settings["reject_user_ids"] = tuple(filter(None, rejected_ids.split(",")))
+    if flags["max_body_bytes"] is not None:
+        fault_settings["max_body_bytes"] = flags["max_body_bytes"]
+    faults = _faults(fault_settings)
+    if not is_loopback(host):
+        typer.echo(
+            f"revbridge: warning: binding to {host}: anyone who can reach this host can use "
+            "the sandbox",
+            err=True,
+        )
+    return Sandbox(
+        flags["api_key"],
+        flags["customer_id"],
+        db=flags["db"],
+        store=not flags["no_store"],
+        faults=faults,
+        host=host,
+        port=flags["port"],
+        log=sys.stderr if flags["verbose"] else None,
+    )
+
+
+def _serve(sandbox: Sandbox, host: str, port: int, stop: threading.Event) -> None:
+    """Listen, print the banner, and wait for a stop signal; then stop within the grace."""
+    try:
+        sandbox.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:
+        raise UsageError(f"--db {sandbox.db_path}: cannot keep the database there: {exc}") from None
+    try:
+        typer.echo(_banner(sandbox))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        _stop_within(sandbox, STOP_GRACE_SECONDS)
+
+
+def _read_stats(db: Path, last: int) -> dict[str, Any]:
+    if db.is_dir():
+        raise UsageError(f"{db} is a directory, not a sandbox database")
+    if not db.is_file():
+        raise UsageError(f"no such database: {db}")
+    try:
+        return db_stats(db, last=last)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{db} is not a sandbox database ({exc})") from None
 
 
 @app.command()
@@ -251,10 +293,8 @@ def stats(
 
     Example: revbridge sandbox stats --db sandbox.db --json
     """
-    if not db.exists():
-        typer.echo(f"error: no such database: {db}", err=True)
-        raise typer.Exit(2)
-    report = db_stats(db, last=last)
+    with _one_line_errors():
+        report = _read_stats(db, last)
     if json:
         typer.echo(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS).decode())
         return

@@ -11,28 +11,40 @@ window does not see it again. An event without a timestamp cannot be placed in a
 it is left out too and counted (`untimed_outside_window`), since the server would stamp it
 with the time of arrival, which is no event's real time. Events with an invalid timestamp are
 set aside as before (the contract's check comes first).
+
+The Python API passes its `since=`/`until=` here too, as the CLI's strings or as `date` and
+`datetime` objects: a date is midnight UTC, a naive datetime is UTC (as a naive string is, and
+as the API reads a timestamp without an offset), not the caller's local time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, TypeAlias
 
 from revbridge_cli.errors import UsageError
 from revbridge_cli.shape.parts import UserPart
 
+WindowBound: TypeAlias = str | date  # a datetime is a date too
+_EXPECTED = "an ISO 8601 date or date and time, such as 2026-01-15 or 2026-01-15T14:30:00Z"
 
-def parse_bound(text: str, flag: str) -> datetime:
+
+def parse_bound(value: WindowBound, flag: str) -> datetime:
     """A `--since`/`--until` value as an aware datetime (UsageError, exit 2, if unreadable)."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{flag}: expected an ISO 8601 date or date and time, such as 2026-01-15 or "
-            f"2026-01-15T14:30:00Z, not {text!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise UsageError(f"{flag}: expected {_EXPECTED}, not {value!r}") from None
+    else:
+        kind = type(value).__name__
+        raise UsageError(f"{flag}: expected {_EXPECTED} (a str, date or datetime), not {kind}")
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +53,22 @@ class Window:
     until: datetime | None = None
 
     @classmethod
-    def of(cls, since: str | None, until: str | None) -> Window | None:
-        """The window the flags ask for, or None when neither is given."""
+    def of(
+        cls,
+        since: WindowBound | None,
+        until: WindowBound | None,
+        names: tuple[str, str] = ("--since", "--until"),
+    ) -> Window | None:
+        """The window the flags (or the API's `since=`/`until=`, `names` to say so in an
+        error) ask for, or None when neither is given."""
         if since is None and until is None:
             return None
         window = cls(
-            parse_bound(since, "--since") if since is not None else None,
-            parse_bound(until, "--until") if until is not None else None,
+            parse_bound(since, names[0]) if since is not None else None,
+            parse_bound(until, names[1]) if until is not None else None,
         )
         if window.since and window.until and window.since >= window.until:
-            raise UsageError(f"--since {since} is not before --until {until}: no event fits")
+            raise UsageError(f"{names[0]} {since} is not before {names[1]} {until}: no event fits")
         return window
 
     def contains(self, timestamp: Any) -> bool:
