@@ -167,8 +167,8 @@ class Run:
     # ---- reading, then the send side ----------------------------------------------------
 
     async def _read(self, feed: Feed) -> None:
-        """Read every input, then pack what the packer still holds (merged into one request
-        if the first has not gone yet: a short input is one request)."""
+        """Read every input, then dispatch what the packer still holds (merged into one
+        request if the first has not gone yet: a short input is one request)."""
         refused = await feed.read_all()
         if refused is not None:
             self._error, self.summary.fatal = refused, str(refused)
