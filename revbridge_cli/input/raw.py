@@ -1,6 +1,6 @@
 """One NDJSON line (or document item) to a `RawRecord`: the record type and the slow path.
 
-The reader's hot loop only calls into here when `orjson.loads` failed or the value needs a
+The NDJSON loop (`ndjson`) only calls into here when `orjson.loads` failed or the value needs a
 second look, so everything here can afford to be careful rather than fast.
 """
 

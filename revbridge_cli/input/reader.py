@@ -8,9 +8,8 @@ Bad input never raises out of the loop as a traceback: a bad line becomes a reco
 `error` set, and what cannot be continued past (a corrupt gzip, a broken JSON document)
 raises `InputError` with file and line after every good record before it was yielded.
 
-NDJSON is the fast path: 64 KiB chunks split in C, one `orjson.loads` per line, every
-check that is not needed for a good line kept out of the loop (blank lines, BOMs and bad
-bytes are sorted out only after `orjson.loads` has failed).
+NDJSON is the fast path, a module of its own (`ndjson`): this one opens, sniffs and seeks,
+and hands the stream over positioned at the resume offset.
 
 Decisions worth knowing (the tests pin them):
 - An error record's `raw` is the line decoded with errors="replace", without its line end;
@@ -28,7 +27,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import orjson
@@ -38,6 +37,7 @@ from revbridge_cli.errors import RefusedInput
 from revbridge_cli.input import formats
 from revbridge_cli.input.csv_rows import CsvRows, read_header
 from revbridge_cli.input.document import iter_document
+from revbridge_cli.input.ndjson import CHUNK, NdjsonLines
 from revbridge_cli.input.parquet_rows import ParquetRows, is_parquet
 from revbridge_cli.input.paths import (
     GZIP_MAGIC,
@@ -53,14 +53,9 @@ from revbridge_cli.input.paths import (
     same_file,
 )
 from revbridge_cli.input.raw import (
-    DEEP_LINE,
     RAW_PREFIX_CHARS,
     TOO_DEEP,
     RawRecord,
-    bad_line,
-    make_record,
-    parse_one,
-    raw_prefix,
     type_name,
 )
 from revbridge_cli.input.streams import BOM as _BOM
@@ -91,7 +86,6 @@ DEFAULT_MAX_LINE_BYTES = MAX_BODY_BYTES
 PARQUET_ON_A_PIPE = "a Parquet file, which is read from its end: pass its path, not a pipe or stdin"
 NOTHING_READ = "nothing of it was read"
 SNIFF_LIMIT = 1 << 20
-CHUNK = 64 * 1024  # measured: faster than 1 MiB (the lines of a chunk stay in cache)
 
 
 def _regular_size(path: str) -> int | None:
@@ -116,8 +110,7 @@ class Reader:
     A JSON document is read from its start again and its first `start_line` records are
     skipped; `start_offset` is ignored for it.
 
-    Oversized NDJSON lines (over `max_line_bytes`) are never parsed nor held whole: they are
-    read in chunks and only the first RAW_PREFIX_CHARS characters are kept in `raw`, + "…".
+    Oversized NDJSON lines (over `max_line_bytes`) are never parsed nor held whole (`ndjson`).
     """
 
     def __init__(
@@ -170,8 +163,21 @@ class Reader:
                 yield from self._document(stream, head, complete)
             elif self.format in ("csv", "tsv"):
                 yield from self._csv(stream, head, complete)
-            else:
-                yield from self._ndjson(stream, head)
+            else:  # here, not in a method: a second `yield from` a record costs on the hot path
+                lines = NdjsonLines(
+                    self.source,
+                    stream,
+                    head,
+                    self._start_offset,
+                    self._start_line,
+                    self._hold,
+                    self._max,
+                )
+                try:
+                    yield from lines
+                finally:
+                    self.end_offset, self.lines = lines.offset, lines.line
+                    self.held_back_bytes = lines.held_back_bytes
         finally:
             self.close()
 
@@ -337,137 +343,3 @@ class Reader:
                 text = text[:RAW_PREFIX_CHARS] + "…"
             error = f"not a JSON object (got {type_name(value)})"
             yield RawRecord(src, n, 0, None, error, text)
-
-    def _ndjson(self, stream: Readable, data: bytes) -> Iterator[RawRecord]:
-        loads = orjson.loads
-        decode_error = orjson.JSONDecodeError
-        record = RawRecord
-        deep_line = DEEP_LINE
-        src = self.source
-        read = stream.read
-        maxlen = self._max
-        n = self._start_line
-        off = self._start_offset
-        if off == 0 and data.startswith(_BOM):
-            data = data[3:]
-            off = 3
-        parts: list[bytes] = []  # the unfinished line, in pieces
-        size = 0  # its length
-        while True:
-            if not data:
-                try:
-                    data = read(CHUNK)
-                except StreamError as e:
-                    raise InputError(src, f"{e} after line {n}", line=n) from None
-                if not data:
-                    break
-            if parts:
-                if b"\n" not in data:
-                    parts.append(data)
-                    size += len(data)
-                    data = b""
-                    if size > maxlen:
-                        n, off, rest = yield from self._long_line(parts, size, n, off, read)
-                        parts, size = [], 0
-                        if rest is None:
-                            return
-                        data = rest
-                    continue
-                parts.append(data)
-                data = b"".join(parts)
-                parts, size = [], 0
-            lines = data.split(b"\n")
-            tail = lines.pop()
-            if len(data) > maxlen:
-                n, off = yield from self._checked(lines, n, off)
-            else:
-                for line in lines:
-                    n += 1
-                    size = len(line)
-                    off += size + 1
-                    try:
-                        value = loads(line)
-                    except decode_error as e:
-                        bad = bad_line(src, n, off, line, e)
-                        if bad is not None:
-                            yield bad
-                        continue
-                    if type(value) is dict and size < deep_line:
-                        yield record(src, n, off, value)
-                    else:
-                        yield make_record(src, n, off, line, value)
-            self.end_offset, self.lines = off, n
-            data = b""
-            if tail:
-                parts, size = [tail], len(tail)
-                if size > maxlen:
-                    n, off, rest = yield from self._long_line(parts, size, n, off, read)
-                    parts, size = [], 0
-                    if rest is None:
-                        return
-                    data = rest
-        if parts:
-            tail = b"".join(parts)
-            if self._hold:
-                self.held_back_bytes = len(tail)
-            else:
-                n += 1
-                off += len(tail)
-                last = parse_one(src, n, off, tail)
-                if last is not None:
-                    yield last
-        self.end_offset, self.lines = off, n
-
-    def _checked(
-        self, lines: list[bytes], n: int, off: int
-    ) -> Generator[RawRecord, None, tuple[int, int]]:
-        """The loop for a chunk that may hold a line over `max_line_bytes` (rare)."""
-        for line in lines:
-            n += 1
-            off += len(line) + 1
-            if len(line) > self._max:
-                body = line.rstrip(b"\r")
-                yield self._too_large(n, off, len(body), body[: RAW_PREFIX_CHARS * 4])
-                continue
-            rec = parse_one(self.source, n, off, line)
-            if rec is not None:
-                yield rec
-        return n, off
-
-    def _too_large(self, n: int, off: int, size: int, head: bytes) -> RawRecord:
-        error = f"line too large: {size:,} bytes, a request may be at most {self._max:,} bytes"
-        return RawRecord(self.source, n, off, None, error, raw_prefix(head))
-
-    def _long_line(
-        self, parts: list[bytes], size: int, n: int, off: int, read: Callable[[int], bytes]
-    ) -> Generator[RawRecord, None, tuple[int, int, bytes | None]]:
-        """Skip the rest of an oversized line in chunks, keeping only a prefix for `raw`.
-
-        Returns (n, off, rest of the chunk after the line), with rest None at end of input.
-        """
-        head = b"".join(parts)[: RAW_PREFIX_CHARS * 4]
-        last = parts[-1][-1:]  # the byte before a newline at the start of the next chunk
-        while True:
-            try:
-                data = read(CHUNK)
-            except StreamError as e:
-                raise InputError(self.source, f"{e} after line {n}", line=n) from None
-            if not data:
-                if self._hold:
-                    self.held_back_bytes = size
-                else:
-                    n += 1
-                    off += size
-                    yield self._too_large(n, off, size, head)
-                self.end_offset, self.lines = off, n
-                return n, off, None
-            nl = data.find(b"\n")
-            if nl < 0:
-                size += len(data)
-                last = data[-1:]
-                continue
-            n += 1
-            off += size + nl + 1
-            cr = (data[nl - 1 : nl] if nl else last) == b"\r"  # CRLF: the CR is line end too
-            yield self._too_large(n, off, size + nl - cr, head)
-            return n, off, data[nl + 1 :]
