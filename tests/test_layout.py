@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "revbridge_cli"
 README = (ROOT / "README.md").read_text()
-MAX_LINES = 480  # the house style's "about 400", with room for a docstring and a table
+MAX_LINES = 420  # the house style's "about 400": the largest (journal, packer) are at 410
 PURE = ("shape", "pack")  # the stages that are plain functions on plain data
 IO_MODULES = {"httpx", "sqlite3", "typer", "rich", "asyncio", "socket", "subprocess", "os"}
 
