@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import generate
+import orjson
 from measure import BENCH, SandboxProcess, revbridge_command
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
@@ -91,6 +92,21 @@ def summarise(raw: Path, top: int) -> str:
     )
 
 
+def _outcome(stdout: str) -> str:
+    """The figures of revbridge's `--json` line; py-spy writes its own lines beside it."""
+    for line in reversed(stdout.splitlines()):
+        try:
+            s = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(s, dict) and "exit_code" in s:
+            return (
+                f"exit {s['exit_code']}, {s.get('events_accepted', 0):,} events accepted in "
+                f"{s.get('requests', 0):,} requests, {s.get('elapsed_seconds', 0):.1f} s"
+            )
+    return "no --json summary was printed"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="profile revbridge send with py-spy")
     p.add_argument("--events", type=int, default=1_000_000)
@@ -119,7 +135,7 @@ def main() -> None:
         "",
         f"{args.events:,} events ({path.name}), no-store sandbox in its own process, latency "
         f"{args.latency * 1000:.0f} ms; {seconds:.1f} s under py-spy at {args.rate} Hz.",
-        f"Summary line of the run: `{done.stdout.strip()[-300:]}`",
+        f"The run: {_outcome(done.stdout)}.",
         "",
     ]
     text = "\n".join(head) + summarise(raw, args.top)
