@@ -102,7 +102,8 @@ class Run:
             self.files = self.ledger.files = [SOURCE_NAME]
             self.progress.total = None
             return
-        self.files = self.ledger.files = reader.expand_inputs(self.settings.inputs)
+        self.files = reader.expand_inputs(self.settings.inputs)
+        self.ledger.files = [reader.display_name(p) for p in self.files]  # `-`: <stdin>
         for path in self.files:
             reader.check_input(path)
             if not self.settings.state and reader.is_empty(path):  # with --state: not written yet

@@ -67,6 +67,19 @@ def test_csv_from_stdin_is_sniffed_from_its_first_line(sandbox: Sandbox, tmp_pat
     assert summary["events_accepted"] == 2
 
 
+def test_a_row_from_stdin_is_named_as_every_message_names_it(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`<stdin>`, not the `-` of the command line, in the rejected file as in the summary."""
+    data = b"user_id,event_name\nu1,a\n,b\n"
+    result, summary, rows = send(sandbox, tmp_path, "-", input=data)
+    assert result.returncode == 1, result.stderr
+    (row,) = rows
+    assert row["source"] == row["origin"] == "<stdin>:3"
+    assert summary["examples"][0].startswith("<stdin>:3: at least one identifier is required")
+    assert summary["events_accepted"] == 1 and summary["unaccounted_events"] == 0
+
+
 def test_format_forces_csv_for_a_file_named_otherwise(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "export.txt").write_text("user_id;x\n")  # no comma or tab: sniffed as NDJSON
     (tmp_path / "rows.dat").write_text("user_id,event_name\nu1,a\n")
