@@ -78,23 +78,20 @@ class ShapeOptions:
     keep_rows: bool = False  # CSV or Parquet inputs: a flat record set aside keeps its row
 
     @property
+    def timestamp_rules(self) -> bool:
+        """An option that reads each event's timestamp beyond the contract's check: one list
+        of them, so that the two properties below cannot disagree on it."""
+        return bool(self.require_timestamp or self.epoch_timestamps or self.lenient_timestamps)
+
+    @property
     def general_only(self) -> bool:
         """Every record must take the general path: the fast lane knows none of these."""
-        return bool(
-            self.require_timestamp
-            or self.epoch_timestamps
-            or self.lenient_timestamps
-            or self.mapping is not None
-        )
+        return self.timestamp_rules or self.mapping is not None
 
     @property
     def adjusts_events(self) -> bool:
-        return bool(
-            self.require_timestamp
-            or self.epoch_timestamps
-            or self.lenient_timestamps
-            or self.drop_nulls
-        )
+        """Each event goes through `_apply_options` before the contract's check."""
+        return self.timestamp_rules or self.drop_nulls
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
