@@ -78,14 +78,20 @@ class Durable:
     """
 
     def __init__(
-        self, journal: Journal, files: list[str], restart_changed: bool, grace: float = 0.0
+        self,
+        journal: Journal,
+        files: list[str],
+        restart_changed: bool,
+        grace: float = 0.0,
+        fmt: str | None = None,
     ) -> None:
         self.journal = journal
         self.tracker = Tracker()
         self.paths = [os.path.realpath(p) for p in files]
         self.restart_changed = restart_changed
         self.grace = grace
-        self.skipped_records = 0
+        self.fmt = fmt  # --format, to count the records before an older journal's watermark
+        self.skipped_records = 0  # done by earlier runs: before the watermarks, and beyond
         journal.adopt_in_doubt()
         self._in_doubt = journal.doubt_counts()
         self._carried_at_start = journal.carried_duplicates()
@@ -128,10 +134,14 @@ class Durable:
         # not with the file's size, which for gzip is compressed bytes.
         end = known.end_offset if verdict == "same" else None
         done = end is not None and known.done_offset >= end
-        if known.identity == identity:
-            self.tracker.open_file(file_no, known.done_line, known.done_offset)  # no write
+        records = known.done_records
+        if records is None:  # an older journal did not count them: once, by reading them
+            records = self._count_records(path, known.done_line)
+        self.skipped_records += records
+        if known.identity == identity and known.done_records is not None:
+            self.tracker.open_file(file_no, known.done_line, known.done_offset, records)
         else:
-            self._start(file_no, identity, known.done_line, known.done_offset, end)
+            self._start(file_no, identity, known.done_line, known.done_offset, end, records)
         if known.fingerprint is not None:
             self._fingerprinted[file_no] = known.fingerprint.get("offset", -1)
         if done and not known.settled and not in_doubt:
@@ -166,9 +176,25 @@ class Durable:
         line: int,
         offset: int,
         end_offset: int | None = None,
+        records: int = 0,
     ) -> None:
-        self.journal.start_file(self.paths[file_no], identity, line, offset, end_offset)
-        self.tracker.open_file(file_no, line, offset)
+        self.journal.start_file(self.paths[file_no], identity, line, offset, end_offset, records)
+        self.tracker.open_file(file_no, line, offset, records)
+
+    def _count_records(self, path: str, done_line: int) -> int:
+        """The records up to line `done_line` of `path`, read (nothing is sent) for a journal
+        written before the count was kept; a file that cannot be read counts what was read."""
+        count = 0
+        if done_line <= 0:
+            return 0
+        try:
+            for record in reader.Reader(path, self.fmt):
+                if record.line > done_line:
+                    break
+                count += 1
+        except reader.InputError:
+            pass
+        return count
 
     def file_read(self, file_no: int, line: int, offset: int) -> None:
         """Reading reached the end of the file (not a stop): its stream ends at `offset`."""
@@ -270,6 +296,7 @@ class Durable:
             {self.paths[f]: lines for f, lines in settled.items()},
             carried=self._carry,
             fingerprints=fingerprints,
+            records={self.paths[f]: self.tracker.done_records(f) for f in marks},
         )
         self._carry = 0
         self._done_batches = []
