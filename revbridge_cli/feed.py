@@ -130,6 +130,10 @@ class Feed:
                 summary.input_errors.append(plan.error)
                 counts.done(error=plan.error)
                 continue
+            if plan.note:
+                summary.notices.append(plan.note)
+            if plan.info:
+                self._notice(plan.info)
             if plan.skip:
                 self._notice(plan.skip)
                 counts.done(notice=plan.skip)

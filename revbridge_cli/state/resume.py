@@ -26,8 +26,10 @@ from revbridge_cli.input.paths import GZIP_MAGIC, content_fingerprint
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.shape.parts import Origin
 from revbridge_cli.state.journal import FileState, Journal
+from revbridge_cli.state.rotation import HEAD_WINDOW, find_rotations, head_print
 from revbridge_cli.state.settlement import Tracker
 
+HEAD_NOTE = f"{HEAD_WINDOW:,} bytes"
 # Failures before the body was on the wire (deliver._in_doubt): the server cannot have it.
 _NOT_SENT = frozenset(
     {"ConnectError", "ConnectTimeout", "PoolTimeout", "WriteError", "WriteTimeout"}
@@ -47,6 +49,8 @@ class FilePlan:
     in_doubt: dict[int, int] = field(default_factory=dict)
     skip: str | None = None  # why the file is not read at all
     error: str | None = None  # skip, and the run is not complete
+    note: str | None = None  # a warning for the summary (a rotation that cannot be told)
+    info: str | None = None  # a notice (a rotated file recognised)
 
 
 @dataclass(slots=True)
@@ -94,6 +98,13 @@ class Durable:
         self.skipped_records = 0  # done by earlier runs: before the watermarks, and beyond
         journal.adopt_in_doubt()
         self._in_doubt = journal.doubt_counts()
+        self._rotations = find_rotations(journal, self.paths, self._in_doubt)
+        for new, was in self._rotations.moved.items():
+            journal.move_file(was, new)
+            self._rekey_doubt(was, new)
+        for maybe in self._rotations.uncertain.values():
+            journal.forget_file(maybe.was)  # its records are counted in doubt where they went
+            self._rekey_doubt(maybe.was, None)
         self._carried_at_start = journal.carried_duplicates()
         self._run_extra = 0  # duplicates this run's ledger does not count (see batch_done)
         self._carry = 0  # to add to the journal's carried count at the next commit
@@ -106,6 +117,12 @@ class Durable:
         self._settled_dups = 0  # of those, settled by this run
         self._read_whole: set[int] = set()  # files this run read to their end
 
+    def _rekey_doubt(self, was: str, new: str | None) -> None:
+        for key in [k for k in self._in_doubt if k[0] == was]:
+            times = self._in_doubt.pop(key)
+            if new is not None:
+                self._in_doubt[(new, key[1])] = times
+
     # ---- where each file starts ------------------------------------------------------------
 
     def plan(self, file_no: int) -> FilePlan:
@@ -113,14 +130,27 @@ class Durable:
         self._gzip[file_no] = self._is_gzip(path)
         known = self.journal.file_state(path)
         in_doubt = {line: n for (p, line), n in self._in_doubt.items() if p == path}
-        self._doubt_times[file_no] = in_doubt
         if known is None:
-            self._start(file_no, reader.file_identity(path), 0, 0)
-            return FilePlan(in_doubt=in_doubt)
+            note = None
+            maybe = self._rotations.uncertain.get(path)
+            if maybe is not None:  # read whole: what the old watermark covered may be stored
+                in_doubt = {**maybe.in_doubt, **in_doubt}
+                note = (
+                    f"{path} may be {maybe.was} rotated (it starts with the same "
+                    f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell): "
+                    "read whole; its records up to where that file was done count as possible "
+                    "duplicates"
+                )
+            self._doubt_times[file_no] = in_doubt
+            self._start(file_no, self._identity(reader.file_identity(path), path), 0, 0)
+            return FilePlan(in_doubt=in_doubt, note=note)
+        self._doubt_times[file_no] = in_doubt
         verdict: str
         verdict, identity = reader.compare_identity(known.identity, path)
-        if verdict in ("replaced", "truncated") and self._re_exported(path, known):
-            verdict = "re-exported"
+        identity = self._identity(identity, path)
+        was = self._rotations.moved.get(path)
+        if verdict in ("replaced", "truncated") and (was or self._re_exported(path, known)):
+            verdict = "re-exported"  # a rotated file was checked as a re-export is
         if verdict in ("replaced", "truncated"):
             if not self.restart_changed:
                 return FilePlan(
@@ -144,9 +174,17 @@ class Durable:
             self._start(file_no, identity, known.done_line, known.done_offset, end, records)
         if known.fingerprint is not None:
             self._fingerprinted[file_no] = known.fingerprint.get("offset", -1)
+        rotated = f"{path} is {was} rotated: " if was else ""
         if done and not known.settled and not in_doubt:
-            return FilePlan(skip=f"{path}: nothing new since the last run")
-        return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt)
+            return FilePlan(skip=f"{rotated or path + ': '}nothing new since the last run")
+        info = f"{rotated}read from line {known.done_line + 1:,}" if was else None
+        return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt, info=info)
+
+    @staticmethod
+    def _identity(identity: dict[str, Any], path: str) -> dict[str, Any]:
+        """The file's identity with the fingerprint of its head (rotation.py)."""
+        fp = head_print(path)
+        return {**identity, "fp": fp} if fp is not None else identity
 
     @staticmethod
     def _is_gzip(path: str) -> bool:
