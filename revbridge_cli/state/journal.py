@@ -2,8 +2,9 @@
 
 SQLite, because it gives atomic commits in one file with no server: a run killed at any
 instant (`kill -9` included) leaves either the old or the new state, never half of one.
-What it keeps, per input file: its identity (to notice a replaced or truncated file), the
-watermark (every record up to that line is settled), settled records beyond it, and a
+What it keeps, per input file: its identity (to notice a replaced or truncated file, and with
+the head fingerprint of rotation.py, a rotated one), the watermark (every record up to that
+line is settled, and how many records that is), settled records beyond it, and a
 fingerprint of the content before the watermark (so that a re-export, a new file with the old
 rows first, reads as grown). Per batch in flight: its records, and how many copies of it the
 server may hold (`sends`: 1 while its first request is out, one more for every request that
@@ -47,7 +48,7 @@ SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists files (
     path text primary key,
-    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_len, head_sha
+    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_len, head_sha, fp
     done_line integer not null,    -- watermark: every record up to this line is settled
     done_offset integer not null,  -- byte offset just past that line (decompressed stream)
     end_offset integer,            -- where the stream ended when this identity was read to its end

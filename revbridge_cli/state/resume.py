@@ -2,9 +2,10 @@
 
 For each input it decides where reading starts (a file that grew continues where the last run
 settled; a file already done is skipped without being opened; a re-export whose content up to
-the watermark is unchanged counts as grown; a replaced or truncated file is reported and left
-alone unless `--restart-changed`), and it carries the tracker's settlements to the journal as
-batches get their verdicts.
+the watermark is unchanged counts as grown; a rotated file, under a name the journal does not
+know, takes the row of the file it was (rotation.py); a replaced or truncated file is reported
+and left alone unless `--restart-changed`), and it carries the tracker's settlements to the
+journal as batches get their verdicts.
 
 It also keeps the duplicate count honest across runs. The journal says, per unsettled batch,
 how many copies of it the server may hold; every request's fate comes here (`attempted`), so a
