@@ -195,3 +195,24 @@ def test_a_new_file_at_the_old_name_with_the_old_content_nowhere_is_still_replac
     assert code == 1
     assert "replaced" in err and "--restart-changed" in err
     assert summary["requests"] == 0
+
+
+def test_a_copy_of_a_file_still_in_place_is_new_and_its_duplicates_are_counted(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    live = logs / "events.ndjson"
+    live.write_bytes(lines(1, 100))
+    code, _, err = run(sandbox, tmp_path, logs)
+    assert code == 0, err
+    copy = logs / "events-copy.ndjson"
+    shutil.copyfile(live, copy)
+    code, summary, err = run(sandbox, tmp_path, logs)
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert f"{copy} holds what {live} held up to where it was done (a copy?)" in said
+    assert summary["records_read"] == 100
+    stored = sum(duplicates(sandbox).values())
+    assert stored == 100
+    assert summary["possible_duplicate_events"] == stored

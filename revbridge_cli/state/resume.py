@@ -104,6 +104,8 @@ class Durable:
             journal.move_file(was, new)
             self._rekey_doubt(was, new)
         for maybe in self._rotations.uncertain.values():
+            if maybe.copy:
+                continue
             journal.forget_file(maybe.was)  # its records are counted in doubt where they went
             self._rekey_doubt(maybe.was, None)
         self._carried_at_start = journal.carried_duplicates()
@@ -137,10 +139,13 @@ class Durable:
             if maybe is not None:  # read whole: what the old watermark covered may be stored
                 in_doubt = {**maybe.in_doubt, **in_doubt}
                 note = (
-                    f"{path} may be {maybe.was} rotated (it starts with the same "
-                    f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell): "
-                    "read whole; its records up to where that file was done count as possible "
-                    "duplicates"
+                    f"{path} holds what {maybe.was} held up to where it was done (a copy?)"
+                    if maybe.copy
+                    else f"{path} may be {maybe.was} rotated (it starts with the same "
+                    f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell)"
+                ) + (
+                    ": read whole; its records up to where that file was done count as "
+                    "possible duplicates"
                 )
             self._doubt_times[file_no] = in_doubt
             self._start(file_no, self._identity(reader.file_identity(path), path), 0, 0)

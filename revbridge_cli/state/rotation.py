@@ -19,8 +19,9 @@ files whose content is no longer at their own path:
   another that starts alike), or no fingerprint at the watermark to check (a gzip input of a
   run that was killed): it cannot be told. The file is read whole and its records up to the
   old watermark count as possible duplicates, with a warning that says so.
-A known file whose content is still at its path is never matched: a copy of a file is a new
-file.
+A known file whose content is still at its path is never taken: an input that holds the same
+content up to its watermark (by the same two fingerprints) is a copy, read whole as a new
+file, and its records up to that watermark count as possible duplicates, with a warning.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Uncertain:
     was: str
     head_len: int
     in_doubt: dict[int, int] = field(default_factory=dict)  # line -> copies the server may hold
+    copy: bool = False  # `was` still holds its content: this is a copy of it
 
 
 @dataclass(slots=True)
@@ -136,12 +138,12 @@ def find_rotations(
     if not new:
         return out
     left: list[tuple[str, FileState]] = []
+    holding: list[tuple[str, FileState]] = []
     for path in sorted(known_paths):
         known = journal.file_state(path)
         if known is None or (known.done_line == 0 and not known.settled):
             continue
-        if not _holds(path, known):
-            left.append((path, known))
+        (holding if _holds(path, known) else left).append((path, known))
     for path in new:
         for i, (was, known) in enumerate(left):
             verdict = _match(path, known)
@@ -157,4 +159,23 @@ def find_rotations(
                 out.uncertain[path] = Uncertain(was, int(fp.get("len", 0)), lines)
             del left[i]
             break
+        else:
+            copied = next((k for k in holding if _copy_of(path, k[1])), None)
+            if copied is not None:
+                was, known = copied
+                lines = dict.fromkeys(range(1, known.done_line + 1), 1)
+                out.uncertain[path] = Uncertain(was, HEAD_WINDOW, lines, copy=True)
     return out
+
+
+def _copy_of(path: str, known: FileState) -> bool:
+    """The same head and the same content up to the watermark as a file still in its place."""
+    fp, stored = known.identity.get("fp"), known.fingerprint
+    if not isinstance(fp, dict) or fp.get("len") != HEAD_WINDOW or stored is None:
+        return False
+    if not known.done_offset or stored.get("offset") != known.done_offset:
+        return False
+    if head_print(path) != fp:
+        return False
+    again = content_fingerprint(path, known.done_offset)
+    return again is not None and again.get("sha") == stored.get("sha")
