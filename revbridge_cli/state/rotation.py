@@ -26,10 +26,12 @@ file, and its records up to that watermark count as possible duplicates, with a 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +95,10 @@ def _holds(path: str, known: FileState) -> bool:
     return now is not None and now == fp
 
 
-def _match(path: str, known: FileState) -> str | None:
+Heads = Callable[[str, int], "dict[str, Any] | None"]
+
+
+def _match(path: str, known: FileState, heads: Heads) -> str | None:
     """ "rotated", "uncertain" or None: whether the input `path` is the file `known`."""
     identity = known.identity
     try:
@@ -110,7 +115,7 @@ def _match(path: str, known: FileState) -> str | None:
     fp = identity.get("fp")
     if not isinstance(fp, dict) or not fp.get("len"):
         return None
-    if head_print(path, int(fp["len"])) != fp:
+    if heads(path, int(fp["len"])) != fp:
         return None
     if fp["len"] < HEAD_WINDOW:
         return "uncertain"
@@ -137,6 +142,7 @@ def find_rotations(
     new = [p for p in dict.fromkeys(paths) if p not in known_paths]
     if not new:
         return out
+    heads = functools.lru_cache(maxsize=None)(head_print)  # each input's head read once
     left: list[tuple[str, FileState]] = []
     holding: list[tuple[str, FileState]] = []
     for path in sorted(known_paths):
@@ -146,7 +152,7 @@ def find_rotations(
         (holding if _holds(path, known) else left).append((path, known))
     for path in new:
         for i, (was, known) in enumerate(left):
-            verdict = _match(path, known)
+            verdict = _match(path, known, heads)
             if verdict is None:
                 continue
             if verdict == "rotated":
@@ -160,7 +166,7 @@ def find_rotations(
             del left[i]
             break
         else:
-            copied = next((k for k in holding if _copy_of(path, k[1])), None)
+            copied = next((k for k in holding if _copy_of(path, k[1], heads)), None)
             if copied is not None:
                 was, known = copied
                 lines = dict.fromkeys(range(1, known.done_line + 1), 1)
@@ -168,14 +174,14 @@ def find_rotations(
     return out
 
 
-def _copy_of(path: str, known: FileState) -> bool:
+def _copy_of(path: str, known: FileState, heads: Heads) -> bool:
     """The same head and the same content up to the watermark as a file still in its place."""
     fp, stored = known.identity.get("fp"), known.fingerprint
     if not isinstance(fp, dict) or fp.get("len") != HEAD_WINDOW or stored is None:
         return False
     if not known.done_offset or stored.get("offset") != known.done_offset:
         return False
-    if head_print(path) != fp:
+    if heads(path, HEAD_WINDOW) != fp:
         return False
     again = content_fingerprint(path, known.done_offset)
     return again is not None and again.get("sha") == stored.get("sha")
