@@ -105,3 +105,37 @@ def test_a_journal_of_the_previous_version_counts_its_done_records_once(
     assert sorted(seqs(sandbox)) == list(range(1, N + 1))
     with sqlite3.connect(tmp_path / "run.state") as db:
         assert db.execute("select done_records from files").fetchone() == (N,)
+
+
+def test_after_ctrl_c_on_a_terminal_the_rerun_figures_add_up(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Ctrl-C typed on the terminal the run shows its live display on (a pseudo-terminal)."""
+    import sys
+
+    import pexpect
+    from conftest import base_env
+
+    data = with_blank_lines(tmp_path / "events.ndjson", 1, N)
+    sandbox.set_faults(latency=0.1)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "revbridge_cli", "send", str(data), "--state", str(tmp_path / "run.state"),
+         "--rejected", str(tmp_path / "rejected.ndjson"), *SLOW],
+        env=base_env(sandbox, TERM="xterm-256color"), dimensions=(40, 120),
+        encoding="utf-8", codec_errors="replace", timeout=60,
+    )  # fmt: skip
+    while len(sandbox.requests()) < 6:
+        assert child.isalive(), child.read()
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.01)
+    child.sendintr()
+    output = child.read()
+    child.close()
+    assert child.exitstatus == 130, output
+    assert "Traceback" not in output
+    sandbox.set_faults(latency=0.0)
+    code, second, err = run(sandbox, tmp_path, data, extra=SLOW)
+    assert code == 0, err
+    assert second["records_skipped"] > 0
+    assert_books(second, N)
+    assert set(seqs(sandbox)) == set(range(1, N + 1))
