@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import event, seqs
-from test_durable import duplicates, run
+from test_durable import duplicates, run, start, wait_for_requests
 
 from revbridge_cli.sandbox import Sandbox
 from revbridge_cli.state.rotation import HEAD_WINDOW
@@ -216,3 +216,31 @@ def test_a_copy_of_a_file_still_in_place_is_new_and_its_duplicates_are_counted(
     stored = sum(duplicates(sandbox).values())
     assert stored == 100
     assert summary["possible_duplicate_events"] == stored
+
+
+def test_what_cannot_be_told_stays_counted_when_the_run_that_found_it_is_killed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The doubt is in the journal from the moment the run finds it, not only in memory."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    live = logs / "events.ndjson"
+    live.write_bytes(lines(1, 5))
+    code, _, err = run(sandbox, tmp_path, logs)
+    assert code == 0, err
+    os.rename(live, logs / "events-1.ndjson")
+    compress(logs / "events-1.ndjson")
+    live.write_bytes(lines(201, 203))
+    sandbox.set_faults(latency=0.2)
+    one = ("--max-users", "1", "--concurrency", "1")
+    proc = start(sandbox, tmp_path, logs, extra=one)
+    wait_for_requests(sandbox, 1, proc)
+    proc.kill()
+    proc.wait()
+    sandbox.set_faults(latency=0.0)
+    code, summary, err = run(sandbox, tmp_path, logs, extra=one)
+    assert code == 0, err
+    stored = sum(duplicates(sandbox).values())
+    assert stored >= 5
+    assert summary["possible_duplicate_events"] >= stored
+    assert set(seqs(sandbox)) == {*range(1, 6), *range(201, 204)}

@@ -272,12 +272,25 @@ class Journal:
                 self.db.execute(f"delete from {table} where path = ?", (new,))
                 self.db.execute(f"update {table} set path = ? where path = ?", (new, old))
 
-    def forget_file(self, path: str) -> None:
-        """Nothing is known of `path` any more: its next file is new."""
+    def hand_over(
+        self, old: str | None, new: str, identity: dict[str, Any], doubt: dict[int, int]
+    ) -> None:
+        """`new` may hold what `old` held (a rotation that cannot be told; `old` None: a copy,
+        and the original stays known): `old` is forgotten and `new` starts at line 0 with
+        `doubt`'s records in doubt, in one transaction, so a kill never loses the doubt."""
         with self._writing(), self.db:
             self.db.execute("begin immediate")
             for table in ("files", "settled", "doubt"):
-                self.db.execute(f"delete from {table} where path = ?", (path,))
+                self.db.execute(f"delete from {table} where path in (?, ?)", (old, new))
+            self.db.execute(
+                "insert into files (path, identity, done_line, done_offset, done_records)"
+                " values (?, ?, 0, 0, 0)",
+                (new, orjson.dumps(identity).decode()),
+            )
+            self.db.executemany(
+                "insert into doubt (path, line, times) values (?, ?, ?)",
+                [(new, line, times) for line, times in doubt.items()],
+            )
 
     def end_file(self, path: str, end_offset: int) -> None:
         """This run read the file to its end, at `end_offset` of the (decompressed) stream."""

@@ -31,6 +31,7 @@ from revbridge_cli.state.rotation import HEAD_WINDOW, find_rotations, head_print
 from revbridge_cli.state.settlement import Tracker
 
 HEAD_NOTE = f"{HEAD_WINDOW:,} bytes"
+UNCERTAIN_TAIL = "its records up to where that file was done count as possible duplicates"
 # Failures before the body was on the wire (deliver._in_doubt): the server cannot have it.
 _NOT_SENT = frozenset(
     {"ConnectError", "ConnectTimeout", "PoolTimeout", "WriteError", "WriteTimeout"}
@@ -103,11 +104,15 @@ class Durable:
         for new, was in self._rotations.moved.items():
             journal.move_file(was, new)
             self._rekey_doubt(was, new)
-        for maybe in self._rotations.uncertain.values():
-            if maybe.copy:
-                continue
-            journal.forget_file(maybe.was)  # its records are counted in doubt where they went
-            self._rekey_doubt(maybe.was, None)
+        for new, maybe in self._rotations.uncertain.items():
+            try:
+                identity = self._identity(reader.file_identity(new), new)
+            except reader.InputError:
+                continue  # the run reports it when it comes to it
+            journal.hand_over(None if maybe.copy else maybe.was, new, identity, maybe.in_doubt)
+            if not maybe.copy:
+                self._rekey_doubt(maybe.was, None)
+            self._in_doubt.update({(new, line): n for line, n in maybe.in_doubt.items()})
         self._carried_at_start = journal.carried_duplicates()
         self._run_extra = 0  # duplicates this run's ledger does not count (see batch_done)
         self._carry = 0  # to add to the journal's carried count at the next commit
@@ -133,24 +138,10 @@ class Durable:
         self._gzip[file_no] = self._is_gzip(path)
         known = self.journal.file_state(path)
         in_doubt = {line: n for (p, line), n in self._in_doubt.items() if p == path}
-        if known is None:
-            note = None
-            maybe = self._rotations.uncertain.get(path)
-            if maybe is not None:  # read whole: what the old watermark covered may be stored
-                in_doubt = {**maybe.in_doubt, **in_doubt}
-                note = (
-                    f"{path} holds what {maybe.was} held up to where it was done (a copy?)"
-                    if maybe.copy
-                    else f"{path} may be {maybe.was} rotated (it starts with the same "
-                    f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell)"
-                ) + (
-                    ": read whole; its records up to where that file was done count as "
-                    "possible duplicates"
-                )
-            self._doubt_times[file_no] = in_doubt
-            self._start(file_no, self._identity(reader.file_identity(path), path), 0, 0)
-            return FilePlan(in_doubt=in_doubt, note=note)
         self._doubt_times[file_no] = in_doubt
+        if known is None:
+            self._start(file_no, self._identity(reader.file_identity(path), path), 0, 0)
+            return FilePlan(in_doubt=in_doubt)
         verdict: str
         verdict, identity = reader.compare_identity(known.identity, path)
         identity = self._identity(identity, path)
@@ -184,7 +175,17 @@ class Durable:
         if done and not known.settled and not in_doubt:
             return FilePlan(skip=f"{rotated or path + ': '}nothing new since the last run")
         info = f"{rotated}read from line {known.done_line + 1:,}" if was else None
-        return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt, info=info)
+        plan = FilePlan(known.done_line, known.done_offset, known.settled, in_doubt, info=info)
+        maybe = self._rotations.uncertain.get(path)
+        if maybe is not None:  # read whole: its records up to the old watermark are in doubt
+            what = (
+                f"{path} holds what {maybe.was} held up to where it was done (a copy?)"
+                if maybe.copy
+                else f"{path} may be {maybe.was} rotated (it starts with the same "
+                f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell)"
+            )
+            plan.note = f"{what}: read whole; {UNCERTAIN_TAIL}"
+        return plan
 
     @staticmethod
     def _identity(identity: dict[str, Any], path: str) -> dict[str, Any]:
