@@ -244,3 +244,21 @@ def test_what_cannot_be_told_stays_counted_when_the_run_that_found_it_is_killed(
     assert stored >= 5
     assert summary["possible_duplicate_events"] >= stored
     assert set(seqs(sandbox)) == {*range(1, 6), *range(201, 204)}
+
+
+def test_a_state_of_the_previous_version_still_recognises_a_rename(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Schema 3 kept no head fingerprint and no count: a rename is still known by its inode,
+    and the upgraded journal's figures add up."""
+    import sqlite3
+
+    logs, live = first_run(sandbox, tmp_path)
+    with sqlite3.connect(tmp_path / "run.state") as db:
+        db.execute("update files set identity = json_remove(identity, '$.fp')")
+        db.execute("update files set done_records = null")
+        db.execute("update meta set value = '3' where key = 'schema'")
+    db.close()
+    rotated = logs / "events-20250101.ndjson"
+    os.rename(live, rotated)
+    second_run(sandbox, tmp_path, logs, rotated)
