@@ -124,12 +124,16 @@ class Feed:
         for file_no in range(len(self._files)):
             if self._control.stopping or self._limit_left == 0:
                 return None
+            counts = FileCounts(summary, durable, self._name(file_no))  # before the plan counts
             plan = durable.plan(file_no) if durable else FilePlan()
-            counts = FileCounts(summary, durable, self._name(file_no))
             if plan.error:
                 summary.input_errors.append(plan.error)
                 counts.done(error=plan.error)
                 continue
+            if plan.note:
+                summary.notices.append(plan.note)
+            if plan.info:
+                self._notice(plan.info)
             if plan.skip:
                 self._notice(plan.skip)
                 counts.done(notice=plan.skip)

@@ -114,7 +114,11 @@ class Run:
             check_resumable(self.files)  # stdin, FIFOs, <(...): refused without reading
             journal = Journal.open(self.settings.state)  # LockedError: another run holds it
             self.durable = Durable(
-                journal, self.files, self.settings.restart_changed, self.settings.grace_seconds
+                journal,
+                self.files,
+                self.settings.restart_changed,
+                self.settings.grace_seconds,
+                self.settings.fmt,
             )
             self._run_row = runlog.begin(journal.db)
             self.packer = self._packer()  # held records cost more: the journal tracks them

@@ -161,3 +161,11 @@ def test_a_full_disk_is_an_output_error_naming_the_file_and_the_journal_stays_wh
     state = j.file_state("/data/a")
     assert state is not None and state.done_line == committed  # the failed commit left nothing
     j.close()
+
+
+def test_the_journal_refuses_a_directory_without_creating_a_lock(tmp_path: Path) -> None:
+    from revbridge_cli.errors import StateError
+
+    with pytest.raises(StateError, match="is a directory, not a file"):
+        Journal.open(str(tmp_path))
+    assert not Path(f"{tmp_path}.lock").exists()

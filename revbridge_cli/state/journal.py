@@ -2,8 +2,9 @@
 
 SQLite, because it gives atomic commits in one file with no server: a run killed at any
 instant (`kill -9` included) leaves either the old or the new state, never half of one.
-What it keeps, per input file: its identity (to notice a replaced or truncated file), the
-watermark (every record up to that line is settled), settled records beyond it, and a
+What it keeps, per input file: its identity (to notice a replaced or truncated file, and with
+the head fingerprint of rotation.py, a rotated one), the watermark (every record up to that
+line is settled, and how many records that is), settled records beyond it, and a
 fingerprint of the content before the watermark (so that a re-export, a new file with the old
 rows first, reads as grown). Per batch in flight: its records, and how many copies of it the
 server may hold (`sends`: 1 while its first request is out, one more for every request that
@@ -27,7 +28,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,15 +35,25 @@ from typing import Any
 import orjson
 
 from revbridge_cli.errors import LockedError, OutputError, StateError
+from revbridge_cli.state.ownership import check_state_path
+from revbridge_cli.state.rows import (
+    check_identity,
+    decode_refs,
+    encode_refs,
+    pack_lines,
+    unpack_lines,
+)
 
 SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists files (
     path text primary key,
-    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_len, head_sha
+    identity text not null,        -- JSON: device, inode, size, mtime_ns, head_len, head_sha, fp
     done_line integer not null,    -- watermark: every record up to this line is settled
     done_offset integer not null,  -- byte offset just past that line (decompressed stream)
     end_offset integer,            -- where the stream ended when this identity was read to its end
+    fingerprint text,              -- JSON: offset, sha of the content before the watermark
+    done_records integer,          -- records up to the watermark
     updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 create table if not exists settled (path text not null, lines blob not null);
@@ -56,7 +66,7 @@ create table if not exists doubt (
     primary key (path, line)
 ) without rowid;
 """
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"  # 4: files.done_records
 # Columns later schemas added, for a state written by an older version: table, column, type.
 _ADDED = (
     ("files", "end_offset", "integer"),
@@ -65,8 +75,8 @@ _ADDED = (
     ("doubt", "times", "integer not null default 1"),
     ("inflight", "users", "integer"),  # for `revbridge state show`
     ("inflight", "events", "integer"),
+    ("files", "done_records", "integer"),  # records up to the watermark; null: not counted yet
 )
-IDENTITY_KEYS = {"device": int, "inode": int, "size": int, "head_sha": str}
 
 
 @dataclass(slots=True)
@@ -79,47 +89,7 @@ class FileState:
     settled: set[int]
     end_offset: int | None = None  # the end of the stream, once a run read this identity whole
     fingerprint: dict[str, Any] | None = None  # of the content before a watermark
-
-
-def _pack_lines(lines: list[int]) -> bytes:
-    return array("q", lines).tobytes()
-
-
-def _unpack_lines(blob: bytes) -> list[int]:
-    out = array("q")
-    out.frombytes(blob)
-    return out.tolist()
-
-
-def _encode_refs(refs: list[tuple[str, int]]) -> bytes:
-    return orjson.dumps(refs)
-
-
-def _decode_refs(blob: bytes) -> list[tuple[str, int]]:
-    refs = orjson.loads(blob)
-    if not isinstance(refs, list):
-        raise ValueError("a batch's records are not a list")
-    out: list[tuple[str, int]] = []
-    for ref in refs:
-        if not (
-            isinstance(ref, list)
-            and len(ref) == 2
-            and isinstance(ref[0], str)
-            and type(ref[1]) is int
-        ):
-            raise ValueError(f"a batch's record is not [path, line]: {ref!r:.60}")
-        out.append((ref[0], ref[1]))
-    return out
-
-
-def _check_identity(text: str) -> dict[str, Any]:
-    identity = orjson.loads(text)
-    if not isinstance(identity, dict):
-        raise ValueError("a file identity is not an object")
-    for key, kind in IDENTITY_KEYS.items():
-        if type(identity.get(key)) is not kind:
-            raise ValueError(f"a file identity has no valid {key!r}")
-    return identity
+    done_records: int | None = None  # records up to the watermark (None: an older journal)
 
 
 class Journal:
@@ -132,6 +102,7 @@ class Journal:
 
     @classmethod
     def open(cls, path: str) -> Journal:
+        check_state_path(path, int(SCHEMA_VERSION))  # another program's file: left untouched
         try:
             lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -182,19 +153,21 @@ class Journal:
 
     def _verify(self) -> None:
         """Every row decodes as this code wrote it: a damaged row is found now, not mid-run."""
-        for path, identity, line, offset, fingerprint in self.db.execute(
-            "select path, identity, done_line, done_offset, fingerprint from files"
+        for path, identity, line, offset, fingerprint, records in self.db.execute(
+            "select path, identity, done_line, done_offset, fingerprint, done_records from files"
         ):
             if not isinstance(path, str) or type(line) is not int or type(offset) is not int:
                 raise ValueError("a file row has the wrong types")
-            _check_identity(identity)
+            if records is not None and type(records) is not int:
+                raise ValueError("a file row's record count is not a number")
+            check_identity(identity)
             if fingerprint is not None and not isinstance(orjson.loads(fingerprint), dict):
                 raise ValueError("a fingerprint is not an object")
         for (blob,) in self.db.execute("select lines from settled"):
             if not isinstance(blob, bytes) or len(blob) % 8:
                 raise ValueError("a settled row is not a list of line numbers")
         for blob, sends in self.db.execute("select lines, sends from inflight"):
-            _decode_refs(blob)
+            decode_refs(blob)
             if type(sends) is not int:
                 raise ValueError("an in-flight row has no send count")
         for path, line, times in self.db.execute("select path, line, times from doubt"):
@@ -226,17 +199,20 @@ class Journal:
 
     def file_state(self, path: str) -> FileState | None:
         row = self.db.execute(
-            "select identity, done_line, done_offset, end_offset, fingerprint from files"
-            " where path = ?",
+            "select identity, done_line, done_offset, end_offset, fingerprint, done_records"
+            " from files where path = ?",
             (path,),
         ).fetchone()
         if row is None:
             return None
         settled: set[int] = set()
         for (blob,) in self.db.execute("select lines from settled where path = ?", (path,)):
-            settled.update(line for line in _unpack_lines(blob) if line > row[1])
+            settled.update(line for line in unpack_lines(blob) if line > row[1])
         fingerprint = orjson.loads(row[4]) if row[4] is not None else None
-        return FileState(orjson.loads(row[0]), row[1], row[2], settled, row[3], fingerprint)
+        return FileState(orjson.loads(row[0]), row[1], row[2], settled, row[3], fingerprint, row[5])
+
+    def known_paths(self) -> list[str]:
+        return [path for (path,) in self.db.execute("select path from files order by path")]
 
     def in_doubt(self) -> set[tuple[str, int]]:
         """Records that may already be stored: in batches a dead run had in flight, or in
@@ -249,7 +225,7 @@ class Journal:
             (path, line): times for path, line, times in self.db.execute("select * from doubt")
         }
         for blob, sends in self.db.execute("select lines, sends from inflight"):
-            for ref in _decode_refs(blob):
+            for ref in decode_refs(blob):
                 out[ref] = out.get(ref, 0) + sends
         return out
 
@@ -265,26 +241,56 @@ class Journal:
         line: int,
         offset: int,
         end_offset: int | None = None,
+        records: int | None = 0,
     ) -> None:
         """Record (or re-record, after a reset) where this file starts being read.
 
         `end_offset` is kept only for an unchanged file; line 0 forgets all that was known.
+        `records`: how many records are up to `line` (None: not known).
         """
         with self._writing(), self.db:
             self.db.execute("begin immediate")
             self.db.execute(
-                "insert into files (path, identity, done_line, done_offset, end_offset)"
-                " values (?, ?, ?, ?, ?)"
+                "insert into files (path, identity, done_line, done_offset, end_offset,"
+                " done_records) values (?, ?, ?, ?, ?, ?)"
                 " on conflict (path) do update set identity = excluded.identity,"
                 " done_line = excluded.done_line, done_offset = excluded.done_offset,"
-                " end_offset = excluded.end_offset,"
+                " end_offset = excluded.end_offset, done_records = excluded.done_records,"
                 " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-                (path, orjson.dumps(identity).decode(), line, offset, end_offset),
+                (path, orjson.dumps(identity).decode(), line, offset, end_offset, records),
             )
             if line == 0:
                 self.db.execute("update files set fingerprint = null where path = ?", (path,))
                 self.db.execute("delete from settled where path = ?", (path,))
                 self.db.execute("delete from doubt where path = ?", (path,))
+
+    def move_file(self, old: str, new: str) -> None:
+        """The file once at `old` is now at `new` (log rotation): all that is known moves."""
+        with self._writing(), self.db:
+            self.db.execute("begin immediate")
+            for table in ("files", "settled", "doubt"):
+                self.db.execute(f"delete from {table} where path = ?", (new,))
+                self.db.execute(f"update {table} set path = ? where path = ?", (new, old))
+
+    def hand_over(
+        self, old: str | None, new: str, identity: dict[str, Any], doubt: dict[int, int]
+    ) -> None:
+        """`new` may hold what `old` held (a rotation that cannot be told; `old` None: a copy,
+        and the original stays known): `old` is forgotten and `new` starts at line 0 with
+        `doubt`'s records in doubt, in one transaction, so a kill never loses the doubt."""
+        with self._writing(), self.db:
+            self.db.execute("begin immediate")
+            for table in ("files", "settled", "doubt"):
+                self.db.execute(f"delete from {table} where path in (?, ?)", (old, new))
+            self.db.execute(
+                "insert into files (path, identity, done_line, done_offset, done_records)"
+                " values (?, ?, 0, 0, 0)",
+                (new, orjson.dumps(identity).decode()),
+            )
+            self.db.executemany(
+                "insert into doubt (path, line, times) values (?, ?, ?)",
+                [(new, line, times) for line, times in doubt.items()],
+            )
 
     def end_file(self, path: str, end_offset: int) -> None:
         """This run read the file to its end, at `end_offset` of the (decompressed) stream."""
@@ -310,7 +316,7 @@ class Journal:
             self.db.execute(
                 "insert or replace into inflight (batch, lines, sends, users, events)"
                 " values (?, ?, 1, ?, ?)",
-                (batch, _encode_refs(refs), users, events),
+                (batch, encode_refs(refs), users, events),
             )
 
     def batch_sends(self, batch: int, sends: int) -> None:
@@ -328,11 +334,13 @@ class Journal:
         settled: dict[str, list[int]],
         carried: int = 0,
         fingerprints: dict[str, dict[str, Any]] | None = None,
+        records: dict[str, int | None] | None = None,
     ) -> None:
         """Batches got their verdicts: move watermarks, keep records settled beyond them.
 
         `carried` adds possible duplicate events no printed summary has counted yet;
-        `fingerprints` are of the content before the new watermarks.
+        `fingerprints` are of the content before the new watermarks; `records` how many
+        records are up to them.
         """
         with self._writing(), self.db:
             self.db.execute("begin immediate")
@@ -340,7 +348,7 @@ class Journal:
                 "delete from inflight where batch = ?", [(b,) for b in done_batches]
             )
             for path, lines in settled.items():
-                self.db.execute("insert into settled values (?, ?)", (path, _pack_lines(lines)))
+                self.db.execute("insert into settled values (?, ?)", (path, pack_lines(lines)))
                 self.db.executemany(
                     "delete from doubt where path = ? and line = ?", [(path, n) for n in lines]
                 )
@@ -351,6 +359,8 @@ class Journal:
                     " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') where path = ?",
                     (line, offset, path),
                 )
+            for path, count in (records or {}).items():
+                self.db.execute("update files set done_records = ? where path = ?", (count, path))
             for path, fingerprint in (fingerprints or {}).items():
                 self.db.execute(
                     "update files set fingerprint = ? where path = ?",
@@ -382,7 +392,7 @@ class Journal:
             self.db.executemany(
                 "insert into doubt (path, line, times) values (?, ?, ?)"
                 " on conflict (path, line) do update set times = times + excluded.times",
-                [(path, line, sends) for blob, sends in rows for path, line in _decode_refs(blob)],
+                [(path, line, sends) for blob, sends in rows for path, line in decode_refs(blob)],
             )
             self.db.execute("delete from inflight")
 
@@ -394,9 +404,7 @@ class Journal:
                 "select s.rowid, s.lines, f.done_line from settled s join files f using (path)"
             ).fetchall()
             stale = [
-                (rowid,)
-                for rowid, blob, mark in rows
-                if max(_unpack_lines(blob), default=0) <= mark
+                (rowid,) for rowid, blob, mark in rows if max(unpack_lines(blob), default=0) <= mark
             ]
             self.db.executemany("delete from settled where rowid = ?", stale)
 

@@ -2,9 +2,10 @@
 
 For each input it decides where reading starts (a file that grew continues where the last run
 settled; a file already done is skipped without being opened; a re-export whose content up to
-the watermark is unchanged counts as grown; a replaced or truncated file is reported and left
-alone unless `--restart-changed`), and it carries the tracker's settlements to the journal as
-batches get their verdicts.
+the watermark is unchanged counts as grown; a rotated file, under a name the journal does not
+know, takes the row of the file it was (rotation.py); a replaced or truncated file is reported
+and left alone unless `--restart-changed`), and it carries the tracker's settlements to the
+journal as batches get their verdicts.
 
 It also keeps the duplicate count honest across runs. The journal says, per unsettled batch,
 how many copies of it the server may hold; every request's fate comes here (`attempted`), so a
@@ -26,8 +27,11 @@ from revbridge_cli.input.paths import GZIP_MAGIC, content_fingerprint
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.shape.parts import Origin
 from revbridge_cli.state.journal import FileState, Journal
+from revbridge_cli.state.rotation import HEAD_WINDOW, find_rotations, head_print
 from revbridge_cli.state.settlement import Tracker
 
+HEAD_NOTE = f"{HEAD_WINDOW:,} bytes"
+UNCERTAIN_TAIL = "its records up to where that file was done count as possible duplicates"
 # Failures before the body was on the wire (deliver._in_doubt): the server cannot have it.
 _NOT_SENT = frozenset(
     {"ConnectError", "ConnectTimeout", "PoolTimeout", "WriteError", "WriteTimeout"}
@@ -47,6 +51,8 @@ class FilePlan:
     in_doubt: dict[int, int] = field(default_factory=dict)
     skip: str | None = None  # why the file is not read at all
     error: str | None = None  # skip, and the run is not complete
+    note: str | None = None  # a warning for the summary (a rotation that cannot be told)
+    info: str | None = None  # a notice (a rotated file recognised)
 
 
 @dataclass(slots=True)
@@ -78,16 +84,35 @@ class Durable:
     """
 
     def __init__(
-        self, journal: Journal, files: list[str], restart_changed: bool, grace: float = 0.0
+        self,
+        journal: Journal,
+        files: list[str],
+        restart_changed: bool,
+        grace: float = 0.0,
+        fmt: str | None = None,
     ) -> None:
         self.journal = journal
         self.tracker = Tracker()
         self.paths = [os.path.realpath(p) for p in files]
         self.restart_changed = restart_changed
         self.grace = grace
-        self.skipped_records = 0
+        self.fmt = fmt  # --format, to count the records before an older journal's watermark
+        self.skipped_records = 0  # done by earlier runs: before the watermarks, and beyond
         journal.adopt_in_doubt()
         self._in_doubt = journal.doubt_counts()
+        self._rotations = find_rotations(journal, self.paths, self._in_doubt)
+        for new, was in self._rotations.moved.items():
+            journal.move_file(was, new)
+            self._rekey_doubt(was, new)
+        for new, maybe in self._rotations.uncertain.items():
+            try:
+                identity = self._identity(reader.file_identity(new), new)
+            except reader.InputError:
+                continue  # the run reports it when it comes to it
+            journal.hand_over(None if maybe.copy else maybe.was, new, identity, maybe.in_doubt)
+            if not maybe.copy:
+                self._rekey_doubt(maybe.was, None)
+            self._in_doubt.update({(new, line): n for line, n in maybe.in_doubt.items()})
         self._carried_at_start = journal.carried_duplicates()
         self._run_extra = 0  # duplicates this run's ledger does not count (see batch_done)
         self._carry = 0  # to add to the journal's carried count at the next commit
@@ -100,6 +125,12 @@ class Durable:
         self._settled_dups = 0  # of those, settled by this run
         self._read_whole: set[int] = set()  # files this run read to their end
 
+    def _rekey_doubt(self, was: str, new: str | None) -> None:
+        for key in [k for k in self._in_doubt if k[0] == was]:
+            times = self._in_doubt.pop(key)
+            if new is not None:
+                self._in_doubt[(new, key[1])] = times
+
     # ---- where each file starts ------------------------------------------------------------
 
     def plan(self, file_no: int) -> FilePlan:
@@ -109,12 +140,14 @@ class Durable:
         in_doubt = {line: n for (p, line), n in self._in_doubt.items() if p == path}
         self._doubt_times[file_no] = in_doubt
         if known is None:
-            self._start(file_no, reader.file_identity(path), 0, 0)
+            self._start(file_no, self._identity(reader.file_identity(path), path), 0, 0)
             return FilePlan(in_doubt=in_doubt)
         verdict: str
         verdict, identity = reader.compare_identity(known.identity, path)
-        if verdict in ("replaced", "truncated") and self._re_exported(path, known):
-            verdict = "re-exported"
+        identity = self._identity(identity, path)
+        was = self._rotations.moved.get(path)
+        if verdict in ("replaced", "truncated") and (was or self._re_exported(path, known)):
+            verdict = "re-exported"  # a rotated file was checked as a re-export is
         if verdict in ("replaced", "truncated"):
             if not self.restart_changed:
                 return FilePlan(
@@ -128,15 +161,37 @@ class Durable:
         # not with the file's size, which for gzip is compressed bytes.
         end = known.end_offset if verdict == "same" else None
         done = end is not None and known.done_offset >= end
-        if known.identity == identity:
-            self.tracker.open_file(file_no, known.done_line, known.done_offset)  # no write
+        records = known.done_records
+        if records is None:  # an older journal did not count them: once, by reading them
+            records = self._count_records(path, known.done_line)
+        self.skipped_records += records
+        if known.identity == identity and known.done_records is not None:
+            self.tracker.open_file(file_no, known.done_line, known.done_offset, records)
         else:
-            self._start(file_no, identity, known.done_line, known.done_offset, end)
+            self._start(file_no, identity, known.done_line, known.done_offset, end, records)
         if known.fingerprint is not None:
             self._fingerprinted[file_no] = known.fingerprint.get("offset", -1)
+        rotated = f"{path} is {was} rotated: " if was else ""
         if done and not known.settled and not in_doubt:
-            return FilePlan(skip=f"{path}: nothing new since the last run")
-        return FilePlan(known.done_line, known.done_offset, known.settled, in_doubt)
+            return FilePlan(skip=f"{rotated or path + ': '}nothing new since the last run")
+        info = f"{rotated}read from line {known.done_line + 1:,}" if was else None
+        plan = FilePlan(known.done_line, known.done_offset, known.settled, in_doubt, info=info)
+        maybe = self._rotations.uncertain.get(path)
+        if maybe is not None:  # read whole: its records up to the old watermark are in doubt
+            what = (
+                f"{path} holds what {maybe.was} held up to where it was done (a copy?)"
+                if maybe.copy
+                else f"{path} may be {maybe.was} rotated (it starts with the same "
+                f"{maybe.head_len:,} bytes, fewer than the {HEAD_NOTE} needed to tell)"
+            )
+            plan.note = f"{what}: read whole; {UNCERTAIN_TAIL}"
+        return plan
+
+    @staticmethod
+    def _identity(identity: dict[str, Any], path: str) -> dict[str, Any]:
+        """The file's identity with the fingerprint of its head (rotation.py)."""
+        fp = head_print(path)
+        return {**identity, "fp": fp} if fp is not None else identity
 
     @staticmethod
     def _is_gzip(path: str) -> bool:
@@ -166,9 +221,25 @@ class Durable:
         line: int,
         offset: int,
         end_offset: int | None = None,
+        records: int = 0,
     ) -> None:
-        self.journal.start_file(self.paths[file_no], identity, line, offset, end_offset)
-        self.tracker.open_file(file_no, line, offset)
+        self.journal.start_file(self.paths[file_no], identity, line, offset, end_offset, records)
+        self.tracker.open_file(file_no, line, offset, records)
+
+    def _count_records(self, path: str, done_line: int) -> int:
+        """The records up to line `done_line` of `path`, read (nothing is sent) for a journal
+        written before the count was kept; a file that cannot be read counts what was read."""
+        count = 0
+        if done_line <= 0:
+            return 0
+        try:
+            for record in reader.Reader(path, self.fmt):
+                if record.line > done_line:
+                    break
+                count += 1
+        except reader.InputError:
+            pass
+        return count
 
     def file_read(self, file_no: int, line: int, offset: int) -> None:
         """Reading reached the end of the file (not a stop): its stream ends at `offset`."""
@@ -270,6 +341,7 @@ class Durable:
             {self.paths[f]: lines for f, lines in settled.items()},
             carried=self._carry,
             fingerprints=fingerprints,
+            records={self.paths[f]: self.tracker.done_records(f) for f in marks},
         )
         self._carry = 0
         self._done_batches = []

@@ -23,6 +23,7 @@ class _File:
     refs: dict[int, int] = field(default_factory=dict)  # line -> pieces still in batches
     moved: bool = False
     end: tuple[int, int] | None = None  # (line, offset) where reading ended, once it did
+    records: int | None = 0  # records up to the watermark (None: unknown, an older journal)
 
 
 # What an unsettled record costs here while the packer holds it, for the grouping buffer's
@@ -36,9 +37,17 @@ class Tracker:
         self._files: dict[int, _File] = {}
         self._newly_settled: dict[int, list[int]] = {}
 
-    def open_file(self, file_no: int, line: int = 0, offset: int = 0) -> None:
-        """Start tracking a file whose records up to `line` (ending at `offset`) are done."""
-        self._files[file_no] = _File(line, offset)
+    def open_file(
+        self, file_no: int, line: int = 0, offset: int = 0, records: int | None = 0
+    ) -> None:
+        """Start tracking a file whose `records` records up to `line` (ending at `offset`)
+        are done."""
+        self._files[file_no] = _File(line, offset, records=records)
+
+    def done_records(self, file_no: int) -> int | None:
+        """How many records are up to the watermark: the journal keeps it with the watermark,
+        so that a rerun can say how many earlier runs did (its summary must add up)."""
+        return self._files[file_no].records
 
     def read(self, origin: Origin, refs: int, note: bool = True) -> None:
         """A record was read and handed to `refs` batches (0: it is already settled).
@@ -89,6 +98,8 @@ class Tracker:
         while order and order[0][0] not in track.refs:
             track.line, track.offset = order.popleft()
             track.moved = True
+            if track.records is not None:
+                track.records += 1
         end = track.end
         if (
             not order
