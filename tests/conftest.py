@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,30 @@ def cli(
         done.stdout.decode("utf-8", "replace"),
         done.stderr.decode("utf-8", "replace"),
     )
+
+
+def wait_for_requests(sb: Sandbox, n: int, proc: subprocess.Popen[Any]) -> None:
+    """Until the sandbox has `n` requests or the run ended; no deadline of its own, since a
+    loaded machine is slow, not wrong (pytest-timeout ends a run that truly hangs)."""
+    while len(sb.requests()) < n:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {n} requests: {proc.communicate()}")
+        time.sleep(0.005)
+
+
+STOPPING = "finishing requests in flight"  # what a run says once it has taken a first signal
+
+
+def stderr_until(proc: subprocess.Popen[str], text: str) -> str:
+    """The child's stderr up to and including the line holding `text`. A second signal sent
+    after it cannot merge with the first in the kernel: the child has already handled one."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"stderr ended without {text!r}: {''.join(seen)}")
 
 
 def cli_json(*args: str, **kwargs: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:

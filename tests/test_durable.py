@@ -21,7 +21,16 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, event, read_ndjson, seqs, write_ndjson
+from conftest import (
+    STOPPING,
+    base_env,
+    event,
+    read_ndjson,
+    seqs,
+    stderr_until,
+    wait_for_requests,
+    write_ndjson,
+)
 
 from revbridge_cli.sandbox import Sandbox
 
@@ -70,15 +79,6 @@ def run(
     sb: Sandbox, tmp: Path, *inputs: str | Path, extra: tuple[str, ...] = (), state: bool = True
 ) -> Any:
     return finish(start(sb, tmp, *inputs, extra=extra, state=state))
-
-
-def wait_for_requests(sb: Sandbox, n: int, proc: Any) -> None:
-    """Until the sandbox has `n` requests or the run ended; no deadline of its own, since a
-    loaded machine is slow, not wrong (pytest-timeout ends a run that truly hangs)."""
-    while len(sb.requests()) < n:
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before {n} requests: {proc.communicate()}")
-        time.sleep(0.005)
 
 
 def duplicates(sb: Sandbox) -> Counter[int]:
@@ -277,11 +277,11 @@ def test_second_ctrl_c_quits_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
     proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 1, proc)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)  # two signals, not one the kernel could merge
+    head = stderr_until(proc, STOPPING)
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert code == 130
-    assert "Traceback" not in err
+    assert "Traceback" not in head + err
 
     sandbox.set_faults(hang_requests=())
     code, second, err = run(sandbox, tmp_path, data)

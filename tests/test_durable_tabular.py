@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_durable import DUPLICATE_BOUND, SLOW, finish, run, start, wait_for_requests
+from conftest import wait_for_requests
+from test_durable import DUPLICATE_BOUND, SLOW, finish, run, start
 
 from revbridge_cli.sandbox import Sandbox
 

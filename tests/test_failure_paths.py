@@ -21,8 +21,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import base_env, cli_json, event, limited_file_size, read_ndjson, seqs, write_ndjson
-from test_durable import duplicates, finish, run, start, wait_for_requests
+from conftest import (
+    base_env,
+    cli_json,
+    event,
+    limited_file_size,
+    read_ndjson,
+    seqs,
+    wait_for_requests,
+    write_ndjson,
+)
+from test_durable import duplicates, finish, run, start
 
 from revbridge_cli.delivery.lanes import Lanes
 from revbridge_cli.delivery.retry import RetryPolicy

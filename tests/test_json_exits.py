@@ -13,14 +13,24 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli, event, limited_file_size, read_ndjson, seqs, write_ndjson
-from test_durable import start, wait_for_requests
+from conftest import (
+    STOPPING,
+    base_env,
+    cli,
+    event,
+    limited_file_size,
+    read_ndjson,
+    seqs,
+    stderr_until,
+    wait_for_requests,
+    write_ndjson,
+)
+from test_durable import start
 
 from revbridge_cli.sandbox import Sandbox
 
@@ -183,7 +193,7 @@ def test_exit_143_and_a_second_signals_130_each_print_one_object(
     proc = start(sandbox, tmp_path, data, extra=extra, state=False)
     wait_for_requests(sandbox, 3, proc)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)  # two signals, not one the kernel could merge
+    stderr_until(proc, STOPPING)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

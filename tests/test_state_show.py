@@ -6,13 +6,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli, event, write_ndjson
+from conftest import base_env, cli, event, wait_for_requests, write_ndjson
 
 from revbridge_cli.cli.state_command import inspect, render
 from revbridge_cli.sandbox import Sandbox
@@ -26,13 +25,6 @@ def start_send(sb: Sandbox, tmp: Path, data: Path, *extra: str) -> subprocess.Po
     return subprocess.Popen(
         args, env=base_env(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_for_requests(sb: Sandbox, n: int, proc: subprocess.Popen[str]) -> None:
-    while len(sb.requests()) < n:
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before {n} requests: {proc.communicate()}")
-        time.sleep(0.005)
 
 
 def show(tmp: Path) -> dict[str, Any]:
