@@ -9,7 +9,7 @@ side by side on the same generated input, against a no-store sandbox in its own 
 
 Every figure is the median of --repeat runs, and every ratio compares figures of this same
 run, so a noisy machine shifts both sides together. Results are printed, and written to
-bench/results/latest.json and bench/results/README-table.md. See bench/README.md.
+bench/results/latest.json and bench/results/performance-table.md. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Bench:
     def _parquet_fixed_cost(self, parquet: Path) -> float:
         """What pyarrow costs before any row is shaped: importing it and opening a reader on
         the file (its first batch), over the same process without it. It does not grow with
-        the file, so the formats' targets compare what is left (see README "Performance")."""
+        the file, so the formats' targets compare what is left (see docs/performance.md)."""
         base = "import revbridge_cli.run"
         probe = (
             f"{base}; from revbridge_cli.input.parquet_rows import ParquetRows; "
@@ -431,7 +431,7 @@ def _write(
         md += [f"{line}  " for line in notes(figs)] + ([""] if notes(figs) else [])
     md += ["Targets:", ""]
     md += [f"- {'met' if t.met else '**not met**'}: {t.label}: {t.value}" for t in targets]
-    (RESULTS / "README-table.md").write_text("\n".join(md) + "\n")
+    (RESULTS / "performance-table.md").write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ The command line (`revbridge send`) and the Python API below run the same code:
     from revbridge_cli import Connection, send_records
     result = send_records(records, connection=Connection.from_env())
 
-README "Use from Python" documents the options and the result; `revbridge_cli.errors` holds
+docs/python-api.md documents the options and the result; `revbridge_cli.errors` holds
 the exceptions, one family per exit code.
 """
 

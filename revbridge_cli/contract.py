@@ -3,8 +3,8 @@
 Both sides use this module: the importer checks every user before sending it, and the sandbox
 server answers with exactly these rules and messages. Keeping them in one place is what makes
 "the sandbox accepted it" mean "production will accept it". The rules restate
-`CONTRACT.md` (and the vendor text it summarises); the decisions this project took where the
-vendor is silent are listed in README.md under "Contract decisions".
+docs/contract.md (and the vendor text it summarises); the decisions this project took where the
+vendor is silent are listed there, under "Contract decisions".
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def identity_key(identifiers: dict[str, Any]) -> bytes:
     sandbox (one profile): the four primary identifiers in contract order, as JSON text, each
     one that does not count as an identifier (absent, empty, boolean, null, an object) as
     null. One rule on both sides, so `{"user_id": "u1", "email": ""}` and `{"user_id": "u1"}`
-    are one user to both. `1`, `1.0` and `"1"` stay three users (README, "Contract
+    are one user to both. `1`, `1.0` and `"1"` stay three users (docs/contract.md, "Contract
     decisions"). The common case (strings or nothing) skips the per-value check."""
     values = [identifiers.get(name) for name in PRIMARY_IDENTIFIERS]
     if "" in values or not all(value is None or type(value) is str for value in values):

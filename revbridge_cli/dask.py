@@ -4,8 +4,8 @@ The same job as `revbridge_cli.spark`, in Dask's terms: each input partition is 
 the rows' input positions (and, unless the caller names the user's column, the client's key
 of each row: `partition.user_key`), `shuffle` brings each user's rows into one partition,
 and `map_partitions` sorts each partition (the caller's order, or the timestamp column; ties
-in input order) and sends it through `send_records` with its own lanes (`engine_task`). The
-driver merges the partitions' reports (`engine_result`). Needs `pip install
+in input order) and sends it through `send_records` with its own lanes (`engines.task`). The
+driver merges the partitions' reports (`engines.result`). Needs `pip install
 'revbridge-cli[dask]'`. (A module of this package named `dask`: absolute imports mean
 `import dask` below is the library, never this file.)
 """

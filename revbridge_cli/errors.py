@@ -144,7 +144,7 @@ _MEANING: dict[Exit, str] = {
 
 # The codes each command can return, and so the ones its --help lists (tests/test_docs.py
 # checks the help against this table). validate sends nothing (no 3, 69) and takes no state
-# (no 75); check makes one request (README "revbridge check").
+# (no 75); check makes one request (docs/commands.md, "revbridge check").
 COMMAND_EXITS: dict[str, tuple[Exit, ...]] = {
     "send": tuple(Exit),
     "validate": (

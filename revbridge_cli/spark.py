@@ -4,8 +4,8 @@ One CPython process sends about 100k events/s; a data lake needs the cluster's C
 shape and serialize. The job is: partition by the user's key (`partition.user_key`, or the
 caller's column), so each user is sent by exactly one task; sort each partition by the
 caller's order (or the timestamp column), ties kept in input order; then every partition goes
-through `send_records` with its own lanes (`engine_task`), and the driver merges the tasks'
-reports (`engine_result`). Needs `pip install 'revbridge-cli[spark]'` (PySpark 4).
+through `send_records` with its own lanes (`engines.task`), and the driver merges the tasks'
+reports (`engines.result`). Needs `pip install 'revbridge-cli[spark]'` (PySpark 4).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def send_dataframe(
     map_record: Callable[[dict[str, Any]], Any] | None = None,
     **options: Any,
 ) -> EngineResult:
-    """Send every row of `df` (a record per row, null meaning absent); README "Scale out".
+    """Send every row of `df` (a record per row, null meaning absent); docs/scale-out.md.
 
     `user_key`: the column(s) naming the user, hashed by Spark itself (fastest); by default
     the client's own key of each row, computed in Python. `order_by`: the column(s) each

@@ -12,7 +12,7 @@ from revbridge_cli.contract import PATH
 API_KEY = "rbk_test_key"
 CUSTOMER_ID = "cust_test"
 
-# The request body of CONTRACT.md ("Request body"), as the vendor documents it.
+# The request body of docs/contract.md ("Request body"), as the vendor documents it.
 VENDOR_REQUEST: dict[str, Any] = {
     "users": [
         {

@@ -1,8 +1,9 @@
-"""The README cannot drift from the code (after sqlite-utils' test_docs.py).
+"""The docs cannot drift from the code (after sqlite-utils' test_docs.py).
 
-Every command and option the Typer app has (read from the app, not listed here) has help text
-and an entry in the README or a page its section links; every `revbridge ...`
-command the README shows uses options that exist; the quick start really does what the README
+The docs are README.md and the pages under docs/ (tests/docs_pages.py). Every command and
+option the Typer app has (read from the app, not listed here) has help text and an entry in
+them; every `revbridge ...` command they show uses options that exist; every page is in the
+README's map and every relative link resolves; the quick start really does what the README
 says it does; and CI runs the README's test command.
 """
 
@@ -16,13 +17,14 @@ from typing import Any
 
 import pytest
 from conftest import cli
+from docs_pages import PAGES, README, ROOT, all_text, anchors, section, text, without_code
 from typer.main import get_command
 
 from revbridge_cli.cli.app import app
 from revbridge_cli.errors import COMMAND_EXITS, Exit
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+FRONT = text(README)
+DOCS = all_text()
 APP = get_command(app)
 
 
@@ -43,29 +45,22 @@ def _options(*path: str) -> set[str]:
 
 
 def _section(name: str) -> str:
-    """The README's text for `revbridge NAME`: from its heading to the next heading."""
-    match = re.search(rf"^### `revbridge {name}\b.*?(?=^##)", README, flags=re.S | re.M)
-    assert match, f"README has no section for `revbridge {name}`"
-    return match.group(0)
+    """The docs' text for `revbridge NAME`: from its heading to the next of its level."""
+    for page in PAGES:
+        found = section(text(page), f"`revbridge {name}")
+        if found and re.match(rf"#+ `revbridge {name}\b", found):
+            return found
+    raise AssertionError(f"no page has a section for `revbridge {name}`")
 
 
-def _docs_for(path: tuple[str, ...]) -> str:
-    """Where an option of this command may be documented: the README, and the pages the
-    README's section for the command links (docs/sandbox.md lists the sandbox's many flags)."""
-    if not path:
-        return README
-    linked = re.findall(r"\]\((docs/[^)#]+\.md)", _section(path[0]))
-    return "\n".join([README, *((ROOT / page).read_text() for page in linked)])
-
-
-def test_every_command_the_readme_describes_exists() -> None:
-    """The other direction: no README section for a command the app lost or renamed."""
-    described = sorted(set(re.findall(r"^### `revbridge ([a-z-]+)", README, flags=re.M)))
+def test_every_command_the_docs_describe_exists() -> None:
+    """The other direction: no section for a command the app lost or renamed."""
+    described = sorted(set(re.findall(r"^#{2,3} `revbridge ([a-z-]+)", DOCS, flags=re.M)))
     assert described == TOP_LEVEL
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=lambda p: " ".join(("revbridge", *p)))
-def test_every_command_has_help_and_a_readme_entry(path: tuple[str, ...]) -> None:
+def test_every_command_has_help_and_a_docs_entry(path: tuple[str, ...]) -> None:
     command = COMMANDS[path]
     assert (command.help or "").strip(), f"revbridge {' '.join(path)} has no help text"
     if len(path) == 1:
@@ -90,11 +85,10 @@ OPTIONS = [
 def test_every_option_has_help_and_is_documented(path: tuple[str, ...], param: Any) -> None:
     where = " ".join(("revbridge", *path))
     assert (param.help or "").strip(), f"{where} {param.opts[0]} has no help text"
-    docs = _docs_for(path)
     for opt in param.opts:
         if opt.startswith("--"):
-            assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", docs), (
-                f"{where} {opt} is documented neither in the README nor in a page its section links"
+            assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", DOCS), (
+                f"{where} {opt} is documented neither in the README nor in docs/"
             )
 
 
@@ -106,9 +100,10 @@ def test_every_argument_has_help() -> None:
 
 
 def _readme_commands() -> list[list[str]]:
-    """Every `revbridge ...` command in the README's code blocks, as argv (comments cut)."""
+    """Every `revbridge ...` command in the docs' code blocks, as argv (comments cut)."""
     out = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S):
+    for block in re.findall(r"```[a-z]*\n(.*?)```", DOCS, flags=re.S):
+        block = re.sub(r"\\\n\s*", " ", block)  # a shell's continued lines, as one
         for line in block.splitlines():
             for part in re.split(r"&&|\|\|", line):
                 part = part.split(" #", 1)[0].strip()
@@ -119,7 +114,7 @@ def _readme_commands() -> list[list[str]]:
     return out
 
 
-def test_readme_commands_use_real_options() -> None:
+def test_the_docs_commands_use_real_options() -> None:
     commands = _readme_commands()
     assert len(commands) >= 5
     for argv in commands:
@@ -135,7 +130,7 @@ def test_readme_commands_use_real_options() -> None:
 
 @pytest.mark.e2e
 def test_quick_start_runs_the_samples_on_the_sandbox(tmp_path: Path) -> None:
-    first = re.search(r"```sh\n(python3 -m venv[^\n]*revbridge send[^\n]*)\n```", README)
+    first = re.search(r"```sh\n(python3 -m venv[^\n]*revbridge send[^\n]*)\n```", FRONT)
     assert first, "the quick start's first command is gone"
     command, said = first.group(1).split("&& revbridge ", 1)[1].split("; echo ", 1)
     assert "1 is expected" in said and "five bad records" in said  # in its own output
@@ -149,7 +144,7 @@ def test_quick_start_runs_the_samples_on_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    second = re.search(r"```sh\n(python3 -m venv[^\n]*pytest)\n```", README)
+    second = re.search(r"```sh\n(python3 -m venv[^\n]*pytest)\n```", FRONT)
     assert second, "the quick start's test command is gone"
     ci = (ROOT / ".ci" / "run").read_text()
     # The README's extras, and CI's own on top (the engines': their tests skip without them).
@@ -157,12 +152,20 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert ci.rstrip().endswith("pytest")
 
 
-def test_the_readme_mapping_example_is_a_valid_mapping() -> None:
+def test_the_docs_mapping_examples_are_valid_mappings() -> None:
+    """Every TOML block with a `[fields]` table is a mapping file (the others are profiles)."""
     from revbridge_cli.shape.mapfile import parse
 
-    (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
-    mapping = parse(block, "README.md")
-    assert mapping.fields and mapping.merges and mapping.set_aside
+    blocks = [
+        (page, block)
+        for page in PAGES
+        for block in re.findall(r"```toml\n(.*?)```", text(page), flags=re.S)
+        if re.search(r"^\[fields\]", block, flags=re.M)
+    ]
+    assert blocks, "the docs show no mapping file"
+    for page, block in blocks:
+        mapping = parse(block, page.name)
+        assert mapping.fields and mapping.merges and mapping.set_aside, page
 
 
 @pytest.mark.parametrize("name", sorted(COMMAND_EXITS))
@@ -208,7 +211,7 @@ def test_one_cron_recipe_valid_for_crontab() -> None:
     """README and docs/durable-runs.md show the same recipe: one line (crontab has no
     continuations), the console script by its absolute path (cron's PATH lacks a venv)."""
     durable = (ROOT / "docs" / "durable-runs.md").read_text()
-    recipes = [re.findall(r"```cron\n(.*?)```", text, flags=re.S) for text in (README, durable)]
+    recipes = [re.findall(r"```cron\n(.*?)```", page, flags=re.S) for page in (FRONT, durable)]
     assert recipes[0] == recipes[1] and len(recipes[0]) == 1
     jobs = [line for line in recipes[0][0].splitlines() if line and not line.startswith("#")]
     assert len(jobs) == 1 and "\\" not in recipes[0][0]
@@ -218,9 +221,49 @@ def test_one_cron_recipe_valid_for_crontab() -> None:
     assert script.startswith("/")
     argv = shlex.split(fields[5].split(f"{script} ", 1)[1])
     assert {a for a in argv if a.startswith("--")} <= _options(argv[0]) | {"--help"}
-    assert "PATH" in README and "PATH" in durable
+    assert "PATH" in FRONT and "PATH" in durable
 
 
 def test_docs_do_not_point_outside_the_repository() -> None:
-    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+    for page in PAGES:
         assert "../shared" not in page.read_text(), page
+
+
+def test_every_docs_page_is_in_the_readme_map() -> None:
+    """A page nobody can find from the front door is a page nobody reads."""
+    front = section(FRONT, "Documentation")
+    assert front, "README.md has no Documentation section (the map of docs/)"
+    linked = set(re.findall(r"\]\((docs/[^)#]+\.md)\)", front))
+    pages = {page.relative_to(ROOT).as_posix() for page in PAGES if page != README}
+    assert not pages - linked, f"pages missing from README's map: {sorted(pages - linked)}"
+    assert not linked - pages, (
+        f"README's map links pages that are not there: {sorted(linked - pages)}"
+    )
+
+
+LINKS = [
+    (page, target)
+    for page in PAGES
+    for target in re.findall(r"\]\(([^)\s]+)\)", without_code(text(page)))
+    if not re.match(r"[a-z]+:", target)
+]
+
+
+@pytest.mark.parametrize(
+    ("page", "target"), LINKS, ids=[f"{p.relative_to(ROOT)}->{t}" for p, t in LINKS]
+)
+def test_every_relative_link_resolves(page: Path, target: str) -> None:
+    """A link to a file that moved, or to a heading that was renamed, fails here."""
+    path, _, anchor = target.partition("#")
+    dest = (page.parent / path).resolve() if path else page
+    assert dest.exists(), f"{page.relative_to(ROOT)}: {target}: no such file"
+    if anchor:
+        assert dest.suffix == ".md", (
+            f"{page.relative_to(ROOT)}: {target}: an anchor into a non-page"
+        )
+        assert anchor in anchors(text(dest)), f"{page.relative_to(ROOT)}: {target}: no such heading"
+
+
+def test_links_are_checked() -> None:
+    """The link test bites: the README's map alone links every page."""
+    assert len(LINKS) >= len(PAGES)

@@ -35,8 +35,9 @@ def _package_imports(path: Path) -> set[str]:
 
 
 def test_the_sandbox_imports_only_the_shared_rules() -> None:
-    """README's map: the sandbox stands alone but for the contract, the loopback rule and the
-    exception hierarchy; and that hierarchy is a leaf, so allowing it brings nothing else."""
+    """docs/development.md's map: the sandbox stands alone but for the contract, the loopback
+    rule and the exception hierarchy; and that hierarchy is a leaf, so allowing it brings
+    nothing else."""
     files = sorted((PACKAGE / "sandbox").glob("*.py"))
     assert files
     for path in files:

@@ -278,7 +278,7 @@ def test_log_file_that_cannot_be_opened_is_a_usage_error(sb: Sandbox, tmp_path: 
     result = cli("send", str(data), "--log-file", str(tmp_path / "no" / "run.log"), sb=sb)
     assert result.returncode == 2
     assert result.stderr.startswith(f"revbridge: error: --log-file {tmp_path}/no/run.log: ")
-    assert f"mkdir -p {tmp_path}/no" in result.stderr  # checked up front (output_checks.py)
+    assert f"mkdir -p {tmp_path}/no" in result.stderr  # checked up front (config/outputs.py)
     assert "Traceback" not in result.stderr
 
 

@@ -1,4 +1,4 @@
-"""Every row and message of CONTRACT.md, asked of a real sandbox over a real socket.
+"""Every row and message of docs/contract.md, asked of a real sandbox over a real socket.
 
 Expected messages are written out literally: they are the vendor's words, and a test that
 imported them from the code under test could not catch a changed message.

@@ -3,7 +3,7 @@
 Cron mails whatever a job prints, and CI logs keep it forever, so off a terminal there is no
 progress bar, no escape code, and at most one line every few seconds. Whether stderr is a
 terminal is decided here, from the stream itself: FORCE_COLOR or TTY_* variables set for some
-other tool in a CI job do not turn a log into a screen. The figures shown come from meter.py;
+other tool in a CI job do not turn a log into a screen. The figures shown come from progress.py;
 this module only decides where and how they are drawn.
 """
 

@@ -119,7 +119,7 @@ def run_send(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bo
 
 def execute(run: Run, json_out: bool = False) -> Summary:
     """The run, with what the command line adds around it and takes away after: stop
-    signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (process.py)."""
+    signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (runtime.py)."""
 
     def quit_now(why: str, code: int) -> None:  # a second signal: the --json object, still
         os.write(1, orjson.dumps(error_json(why, code, dry_run=run.settings.dry_run)) + b"\n")

@@ -37,7 +37,7 @@ def throughput_gc() -> Iterator[None]:
     rescans what lives long (modules, open batches). Freezing what exists at start and
     collecting young objects less often saves 15-20% of a run. (Rarer still gains nothing
     measurable: 50,000 ran as fast. The HTTP stack's cycle that held each request body until
-    a collection is broken in `deliver._unbind`.)"""
+    a collection is broken in `exchange.unbind`.)"""
     old = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)

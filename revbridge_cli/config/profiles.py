@@ -29,7 +29,7 @@ class _Option:
 
 
 # Profile defaults for the other `send` options: type and bounds (the bounds are
-# `option_bounds.BOUNDS`, the same the flags use), checked when the file is read because
+# `bounds.BOUNDS`, the same the flags use), checked when the file is read because
 # Typer's own checks only see flags. Path options (`str`) expand `~` and are taken relative to
 # the config file's folder, so a cron job's working directory does not matter.
 OPTIONS: Final[Mapping[str, _Option]] = {

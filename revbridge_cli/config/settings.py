@@ -53,7 +53,7 @@ def build_settings(
 ) -> SendSettings:
     """Settings from resolved options (flag > env > profile); absent ones keep the defaults.
 
-    Raises ValueError for values outside `option_bounds.BOUNDS` (the table the flags and the
+    Raises ValueError for values outside `bounds.BOUNDS` (the table the flags and the
     profiles use), so a program building settings gets the same limits as the command line.
     """
     given = {k: v for k, v in options.items() if v is not None}

@@ -24,7 +24,7 @@ def loopback_base_url(base_url: str) -> bool:
 
 def open_client(base_url: str, concurrency: int, timeout: float) -> httpx.AsyncClient:
     """An async client with a connection per lane; `timeout` is also the sender's deadline
-    for a whole exchange (`deliver.Sender`), connect to last byte."""
+    for a whole exchange (`sender.Sender`), connect to last byte."""
     n = max(1, concurrency)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),

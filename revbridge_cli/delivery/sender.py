@@ -6,7 +6,7 @@ each ends accepted, rejected (the server said why) or undelivered (we say why).
 
 A request that got no answer (timeout, reset after the body went out) is "in doubt": the server
 may have stored it and the API has no idempotency key. The vendor says to retry network
-errors, so we resend, and count the batch's events as possible duplicates (CONTRACT.md).
+errors, so we resend, and count the batch's events as possible duplicates (docs/contract.md).
 
 Nothing the server sends may raise out of `Sender.send`: a trickled answer meets the
 deadline, an oversized one is not read past `MAX_ANSWER_BYTES`, an undecodable one is judged

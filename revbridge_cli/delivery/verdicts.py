@@ -7,7 +7,7 @@ range, negative, a string, a boolean or a float, one named twice, fewer named th
 body that is not JSON at all) must never read as "all accepted": the users the server did not
 name may be the ones it refused. So every user whose verdict cannot be known is kept as a
 `rejected` row saying the answer could not be mapped, with the server's own words and the
-trace_id, and the run exits 1 (README, "Contract decisions").
+trace_id, and the run exits 1 (docs/contract.md, "Contract decisions").
 """
 
 from __future__ import annotations

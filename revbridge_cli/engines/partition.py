@@ -47,7 +47,7 @@ def _identifiers(record: Any, depth: int = 0) -> dict[str, Any] | None:
         return _identifiers(fixed, depth + 1)
     users = record.get("users")
     if isinstance(users, list) and "events" not in record:
-        # A whole request body: it goes with its first user (README "Scale out").
+        # A whole request body: it goes with its first user (docs/scale-out.md).
         return _identifiers(users[0], depth + 1) if users else None
     ids = record.get("identifiers")
     if "events" in record:

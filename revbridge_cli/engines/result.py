@@ -54,7 +54,7 @@ def merge(
     elapsed_seconds: float,
     rejected_dir: str | None,
 ) -> EngineResult:
-    """One result for the job; `reports` are `engine_task.run_partition`'s, in any order."""
+    """One result for the job; `reports` are `task.run_partition`'s, in any order."""
     ordered = sorted(reports, key=lambda r: int(r["partition"]))
     total = Summary(elapsed_seconds=elapsed_seconds, rejected_file=rejected_dir)
     kept: list[dict[str, Any]] | None = None if rejected_dir is not None else []

@@ -3,7 +3,7 @@
 Spark and Dask differ in how they cut and move data, not in what a task does, so both run
 this: rows become records (`rows.to_record`: null is absent), the records go through the
 Python API with the task's own lanes and adaptive concurrency, and the task returns a report
-the driver merges (`engine_result.merge`). The connection is taken from the executor's
+the driver merges (`result.merge`). The connection is taken from the executor's
 environment (`Connection.from_env()`) unless the caller passed one, so the key is never part
 of the job's plan. Rejected rows go to `part-NNNNN.ndjson` under the rejected directory,
 written under an attempt's own name and renamed when the attempt ends: a task the engine

@@ -4,7 +4,7 @@ Lines are split and counted here, so the byte offset just past every row is know
 `--state` resumes from, exactly as for NDJSON). A line without a quote is split on the
 delimiter in C; a line with one goes to the standard library's csv module, which takes more
 lines from here while a quoted cell holds a newline. Why not pyarrow's CSV reader (measured
-in the README's "Bringing data from elsewhere"): it gives no byte offset or line per row, it
+in docs/mappings-and-presets.md): it gives no byte offset or line per row, it
 infers types from the first block, and it would load pyarrow for every CSV file.
 
 Types: a cell is text. An empty cell is absent (the field is left out); `revenue` and

@@ -9,7 +9,7 @@ number, a map an object, and bytes text, since JSON has no other way to carry th
 A record's `line` is its 1-based row number in the file and its `end_offset` the same number
 (rows done through it): `--state` resumes a Parquet file by rows, finding the row group from
 the file's metadata and the row inside it. pyarrow is imported only when a Parquet file is
-read (its import costs about 31 MB of memory and a quarter of a second; README "Performance").
+read (its import costs about 31 MB of memory and a quarter of a second; docs/performance.md).
 """
 
 from __future__ import annotations

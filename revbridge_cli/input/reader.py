@@ -2,7 +2,7 @@
 
 One `Reader` per input (a file path, or `-` for stdin). It sniffs gzip by magic bytes and
 the format by content (`formats`), then yields a `RawRecord` per NDJSON line, JSON-document
-item, CSV/TSV row (`csvfile`) or Parquet row (`parquetfile`); a file that is not text at all
+item, CSV/TSV row (`csv_rows`) or Parquet row (`parquet_rows`); a file that is not text at all
 is refused with what it looks like before a record is read.
 Bad input never raises out of the loop as a traceback: a bad line becomes a record with
 `error` set, and what cannot be continued past (a corrupt gzip, a broken JSON document)

@@ -2,8 +2,8 @@
 
 Everything that can be wrong in a mapping is found when it is read, before any record: the
 message names the file and the line at fault (tomllib gives it for syntax errors; for the
-rest the line is found by the key's name), and the CLI exits 2. The format is in the README
-("Bringing data from elsewhere"), and every preset is an example of it
+rest the line is found by the key's name), and the CLI exits 2. The format is in
+docs/mappings-and-presets.md, and every preset is an example of it
 (`revbridge mapping show NAME`).
 """
 

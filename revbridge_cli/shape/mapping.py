@@ -322,7 +322,7 @@ class Mapping:
         profile: dict[str, Any],
         event: dict[str, Any],
     ) -> None:
-        """Unmapped source fields, by the flat-event rules (README "Input shapes")."""
+        """Unmapped source fields, by the flat-event rules (docs/inputs.md)."""
         consumed = self._consumed
         for key, value in source.items():
             if key in consumed:

@@ -1,6 +1,6 @@
 """Shaping: from one parsed input record to the user objects the API takes, checked.
 
-A record is one of three shapes (README "Input shapes"): a flat event with the identifiers at
+A record is one of three shapes (docs/inputs.md): a flat event with the identifiers at
 top level, a user in the API's own shape, or a row of our rejected file (whose `user`, or
 `raw` text once fixed, is what gets sent). A line holding a whole request body
 (`{"users": [...]}`) yields one part per user. Everything here is pure: no I/O, no clock.
@@ -74,7 +74,7 @@ class ShapeOptions:
     lenient_timestamps: bool = False
     drop_nulls: bool = False
     mapping: Mapping | None = None
-    near_miss: Any = None  # a `nearmiss.Tally` counting unused identifier-like keys
+    near_miss: Any = None  # a `near_miss.Tally` counting unused identifier-like keys
     keep_rows: bool = False  # CSV or Parquet inputs: a flat record set aside keeps its row
 
     @property
@@ -95,7 +95,7 @@ class ShapeOptions:
 
 
 def user_key(identifiers: dict[str, Any]) -> bytes:
-    """Records with equal primary identifiers are one user (README, "Input shapes"), by the
+    """Records with equal primary identifiers are one user (docs/inputs.md, "Input shapes"), by the
     rule the sandbox keys profiles with (`contract.identity_key`: empty ones do not count).
 
     As JSON text: any value can be compared that way, and it is the smallest key to hold for
@@ -127,7 +127,7 @@ def _is_rejected_row(record: dict[str, Any]) -> bool:
 
 
 def _is_flat(record: dict[str, Any]) -> bool:
-    """A flat event (README "Input shapes"), not a user, a request body or a rejected row."""
+    """A flat event (docs/inputs.md), not a user, a request body or a rejected row."""
     return "events" not in record and "users" not in record and not _is_rejected_row(record)
 
 
