@@ -123,16 +123,29 @@ def test_resent_after_a_read_timeout_counts_as_possible_duplicate() -> None:
     (outcome,), attempts, _ = deliver(handler, batch_of(("a", 2)))
     assert len(calls) == 2
     assert outcome.status == 202 and outcome.undelivered is None
-    assert outcome.in_doubt_resent is True
+    assert outcome.resent_in_doubt == 1
     assert outcome.accepted_events == 2
     assert attempts[0].error is not None and attempts[0].retry_in == 0.0
+    assert [(a.in_doubt, a.final) for a in attempts] == [(True, False), (False, True)]
+
+
+def test_a_batch_in_doubt_twice_is_two_possible_copies() -> None:
+    handler, calls = failing_then_202(httpx.ReadError("reset after store"), failures=2)
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 3)))
+    assert len(calls) == 3
+    assert outcome.status == 202 and outcome.resent_in_doubt == 2
+    assert [(a.in_doubt, a.final) for a in attempts] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_resent_after_a_connect_error_is_not_a_duplicate() -> None:
     handler, calls = failing_then_202(httpx.ConnectError("refused"))
     (outcome,), _, _ = deliver(handler, batch_of(("a", 2)))
     assert len(calls) == 2
-    assert outcome.in_doubt_resent is False
+    assert outcome.resent_in_doubt == 0
     assert outcome.accepted_users == 1
 
 
@@ -143,7 +156,7 @@ def test_network_errors_until_retries_run_out_say_it_may_be_stored() -> None:
     assert outcome.undelivered is not None
     assert outcome.undelivered.startswith("gave up after 2 retries: ReadError: reset")
     assert "it may have been stored" in outcome.undelivered
-    assert outcome.in_doubt_resent is True
+    assert outcome.resent_in_doubt == 2  # the third may be stored too: it is undelivered
 
 
 def test_400_with_errors_for_every_user_rejects_them_by_index() -> None:

@@ -6,7 +6,8 @@ each ends accepted, rejected (the server said why) or undelivered (we say why).
 
 A request that got no answer (timeout, reset after the body went out) is "in doubt": the server
 may have stored it and the API has no idempotency key. The vendor says to retry network
-errors, so we resend, and count the batch's events as possible duplicates (CONTRACT.md).
+errors, so we resend, and count the batch's events as possible duplicates once for every
+request in doubt that was resent (CONTRACT.md).
 
 Nothing the server sends may raise out of `Sender.send`: a trickled answer meets the
 deadline, an oversized one is not read past `MAX_ANSWER_BYTES`, an undecodable one is judged
@@ -57,7 +58,10 @@ class Outcome:
     trace_id: str | None = None
     rejected: dict[int, str] = field(default_factory=dict)
     undelivered: str | None = None
-    in_doubt_resent: bool = False
+    # Requests of this batch that went unanswered after the body may have reached the server
+    # and were then resent: each may have left one more copy there (a possible duplicate of
+    # every event of the batch), so a batch in doubt twice is two copies, not one.
+    resent_in_doubt: int = 0
     unanswered: bool = False  # retries used up and the last try got no answer at all
 
     @property
@@ -96,6 +100,12 @@ class Attempt:
     users: int
     body_bytes: int
     users_rejected: int = 0
+    # Decided once, here, from what the exchange saw on the wire: the body may have reached
+    # the server and no answer says what became of it (the journal counts a copy for it).
+    in_doubt: bool = False
+    # The sender's last word on this batch: no further request of it follows (a retry or a
+    # 413 split does follow).
+    final: bool = True
 
 
 def split(batch: Batch) -> list[Batch]:
@@ -183,16 +193,17 @@ class Sender:
         """One batch through retries; None means "413: split it"."""
         body = batch.body()
         retries = 0
-        in_doubt = False
-        resent_in_doubt = False
+        ever_in_doubt = False  # some request of it may have been stored
+        last_in_doubt = False  # the one just made
+        resent_in_doubt = 0
         while True:
             stop = self.fatal.message if self.fatal is not None else self.halted
             if stop is not None:
                 return Outcome(
-                    batch, undelivered=f"not sent: {stop}", in_doubt_resent=resent_in_doubt
+                    batch, undelivered=f"not sent: {stop}", resent_in_doubt=resent_in_doubt
                 )
-            if in_doubt:
-                resent_in_doubt = True
+            if last_in_doubt:
+                resent_in_doubt += 1
             ticket = await self.limit.acquire()
             started = time.monotonic()
             answer = Answer(error="cancelled", in_doubt=True)
@@ -205,7 +216,8 @@ class Sender:
                 status = answer.status
                 congested = answer.timed_out or status in (429, 503)
                 await self.limit.release(ticket, congested, elapsed if status == 202 else None)
-            in_doubt = in_doubt or answer.in_doubt
+            last_in_doubt = answer.status is None and answer.in_doubt
+            ever_in_doubt = ever_in_doubt or last_in_doubt
             data = verdicts.parse(answer.content)
             trace_id = _trace_id(data, answer.headers)
             retryable = answer.retryable_error or (
@@ -215,8 +227,9 @@ class Sender:
             if retryable and self.policy.may_retry(retries):
                 retry_after = answer.headers.get("retry-after") if answer.headers else None
                 wait = self.policy.delay(retries, retry_after, self.rand())
-            outcome = Outcome(batch, status, trace_id, in_doubt_resent=resent_in_doubt)
+            outcome = Outcome(batch, status, trace_id, resent_in_doubt=resent_in_doubt)
             judged = None if retryable or status is None else self._judge(outcome, answer, data)
+            splits = judged is None and not retryable and status == 413
             self.on_attempt(
                 Attempt(
                     batch.seq,
@@ -228,6 +241,8 @@ class Sender:
                     batch.n_users,
                     len(body),
                     len(outcome.rejected) if status == 202 else 0,
+                    in_doubt=last_in_doubt,
+                    final=wait is None and not splits,
                 )
             )
             if wait is not None:
@@ -242,7 +257,7 @@ class Sender:
                 else:
                     last = f"the exchange failed: {last}"
                 stored = " (the last request got no answer: it may have been stored)"
-                outcome.undelivered = last + (stored if answer.error and in_doubt else "")
+                outcome.undelivered = last + (stored if answer.error and ever_in_doubt else "")
                 return outcome
             return judged
 
