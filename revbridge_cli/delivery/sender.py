@@ -1,8 +1,10 @@
 """Delivery: one batch in, what became of each of its users out.
 
 This is the HTTP edge. It asks the retry policy what to do and never decides alone; it splits
-on 413, stops everything on 401, and classifies every failure so that no user is dropped:
-each ends accepted, rejected (the server said why) or undelivered (we say why).
+on 413, stops everything on 401 and on a network failure no retry can mend (a host that does
+not resolve, a certificate that does not verify: `permanent`), and classifies every failure
+so that no user is dropped: each ends accepted, rejected (the server said why) or undelivered
+(we say why).
 
 A request that got no answer (timeout, reset after the body went out) is "in doubt": the server
 may have stored it and the API has no idempotency key. The vendor says to retry network
@@ -33,8 +35,9 @@ from revbridge_cli.delivery import verdicts
 from revbridge_cli.delivery.exchange import Answer, exchange
 from revbridge_cli.delivery.limit import AdaptiveLimit
 from revbridge_cli.delivery.retry import RetryPolicy
-from revbridge_cli.errors import AuthError, RevbridgeError, UsageError
+from revbridge_cli.errors import AuthError, ConfigError, RevbridgeError, UsageError
 from revbridge_cli.pack.batch import Batch, dumps
+from revbridge_cli.text import clean
 
 # Statuses after which nothing more is sent: exit code and what to check.
 AUTH_STATUSES = frozenset({401, 403})
@@ -80,7 +83,7 @@ class Outcome:
 class Fatal:
     """A stop for the whole run (bad credentials, wrong URL): no new request goes out."""
 
-    family: type[RevbridgeError]  # AuthError or UsageError: errors.py gives its exit code
+    family: type[RevbridgeError]  # AuthError or a UsageError: errors.py gives its exit code
     message: str
 
     def error(self) -> RevbridgeError:
@@ -216,6 +219,8 @@ class Sender:
                 status = answer.status
                 congested = answer.timed_out or status in (429, 503)
                 await self.limit.release(ticket, congested, elapsed if status == 202 else None)
+            if answer.permanent is not None and self.fatal is None:
+                self.fatal = Fatal(ConfigError, answer.permanent)  # as a wrong key: stop now
             last_in_doubt = answer.status is None and answer.in_doubt
             ever_in_doubt = ever_in_doubt or last_in_doubt
             data = verdicts.parse(answer.content)
@@ -249,6 +254,9 @@ class Sender:
                 retries += 1
                 await self._wait(wait)
                 continue
+            if answer.permanent is not None:
+                outcome.undelivered = f"not sent: {answer.permanent}"
+                return outcome
             if status is None or retryable:
                 last = answer.error or f"HTTP {status}"
                 if retryable:
@@ -313,7 +321,7 @@ class Sender:
             )
         else:
             error = data.get("error", "") if data is not None else ""
-            outcome.undelivered = f"unexpected answer HTTP {status}: {error}"
+            outcome.undelivered = clean(f"unexpected answer HTTP {status}: {error}")
         return outcome
 
 
@@ -321,6 +329,6 @@ def _trace_id(data: dict[str, Any] | None, headers: httpx.Headers | None) -> str
     """The body's trace_id, else the header's; only ever a string (it goes to files and logs)."""
     found = data.get("trace_id") if data is not None else None
     if isinstance(found, str) and found:
-        return found[:200]
+        return clean(found)[:200]  # one line: it goes into the log file's lines
     header = headers.get("x-trace-id") if headers is not None else None
-    return header[:200] if header else None
+    return clean(header)[:200] if header else None
