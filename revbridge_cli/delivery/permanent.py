@@ -50,11 +50,9 @@ def permanent_failure(exc: BaseException, url: str) -> str | None:
                 "check --base-url (or REVBRIDGE_BASE_URL, or the profile's base_url)"
             )
         if isinstance(cause, ssl.SSLCertVerificationError):
-            why = (
-                getattr(cause, "verify_message", None)  # set by the ssl module's C code only
-                or getattr(cause, "reason", None)
-                or "certificate verify failed"
-            )
+            # Both set by the ssl module's C code only: the code to search for, and why.
+            words = (getattr(cause, "reason", None), getattr(cause, "verify_message", None))
+            why = ": ".join(w for w in words if w) or "certificate verify failed"
             return (
                 f"the certificate of {host} could not be verified ({why}): {CA_HINT}; "
                 "otherwise check --base-url"
