@@ -49,10 +49,10 @@ def _echoes(value: str) -> set[str]:
 
 
 def _forms_of(secrets: Iterable[str] | None) -> tuple[str, ...]:
-    if secrets is None:
+    given = {f for s in secrets or () if len(s) >= MIN_SECRET_CHARS for f in _echoes(s)}
+    if not given:
         return _forms
-    found = {f for s in secrets if len(s) >= MIN_SECRET_CHARS for f in _echoes(s)}
-    return tuple(sorted(found, key=len, reverse=True))
+    return tuple(sorted(given.union(_forms), key=len, reverse=True))
 
 
 # A key that shares characters with REDACTED could be formed again by a replacement beside
@@ -61,7 +61,7 @@ _PASSES = 4
 
 
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
-    """`text` without any secret in it: the registered ones, or `secrets` when given."""
+    """`text` without any secret in it: the registered ones, and `secrets` as well."""
     forms = _forms_of(secrets)
     for _ in range(_PASSES):
         hits = [f for f in forms if f in text]

@@ -84,7 +84,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def deliver(
-    handler: Handler, batch: Batch, policy: RetryPolicy | None = None
+    handler: Handler, batch: Batch, policy: RetryPolicy | None = None, key: str = "k"
 ) -> tuple[list[Outcome], list[Attempt], Sender]:
     attempts: list[Attempt] = []
 
@@ -94,7 +94,7 @@ def deliver(
             sender = Sender(
                 client,
                 "http://revbridge.test",
-                {"authorization": "Bearer k", "x-customer-id": "c"},
+                {"authorization": f"Bearer {key}", "x-customer-id": "c"},
                 policy or RetryPolicy(initial_delay=0.0),
                 AdaptiveLimit(2),
                 on_attempt=attempts.append,
@@ -290,3 +290,32 @@ def test_a_503_until_retries_run_out_says_so() -> None:
     (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
     assert outcome.undelivered == "gave up after 1 retry: HTTP 503"
     assert outcome.unanswered is False and len(attempts) == 2
+
+
+ECHOED_KEY = "rbk_echoed_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.ReadError(f"peer said: authorization: Bearer {ECHOED_KEY}\r\nnext"),
+        httpx.Response(400, json={"error": f"bad: Bearer {ECHOED_KEY}"}),
+        httpx.Response(418, json={"error": f"teapot {ECHOED_KEY}"},
+                       headers={"x-trace-id": ECHOED_KEY}),
+        httpx.Response(202, json={"users_accepted": 0, "users_rejected": 1,
+                                  "errors": [{"userIndex": 0, "message": f"no\n{ECHOED_KEY}"}]}),
+    ],
+    ids=["exception text", "400 error", "other status and header", "202 message"],
+)  # fmt: skip
+def test_the_key_quoted_back_leaves_the_sender_redacted_and_on_one_line(answer: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(0), ECHOED_KEY)
+    said = [outcome.undelivered or "", outcome.trace_id or "", *outcome.rejected.values()]
+    said += [a.error or "" for a in attempts] + [a.trace_id or "" for a in attempts]
+    assert any(said)
+    for text in said:
+        assert ECHOED_KEY not in text and text.isprintable(), said

@@ -81,7 +81,7 @@ def unbind(response: httpx.Response) -> None:
 def describe(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     """The exception's class and words, scrubbed of `secrets` (and every registered key)."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return clean(text, secrets) if secrets else clean(text)
+    return clean(text, secrets)
 
 
 def bearer_secret(headers: dict[str, str]) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ import orjson
 
 from revbridge_cli import contract
 from revbridge_cli.delivery import verdicts
-from revbridge_cli.delivery.exchange import Answer, exchange
+from revbridge_cli.delivery.exchange import Answer, bearer_secret, exchange
 from revbridge_cli.delivery.limit import AdaptiveLimit
 from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.errors import AuthError, ConfigError, RevbridgeError, UsageError
@@ -154,6 +154,7 @@ class Sender:
         self.client = client
         self.url = base_url.rstrip("/") + contract.PATH
         self.headers = {**headers, "content-type": "application/json"}
+        self.secrets = bearer_secret(self.headers)  # what no text repeated from a server holds
         self.policy = policy
         self.limit = limit
         self.on_attempt = on_attempt
@@ -224,7 +225,7 @@ class Sender:
             last_in_doubt = answer.status is None and answer.in_doubt
             ever_in_doubt = ever_in_doubt or last_in_doubt
             data = verdicts.parse(answer.content)
-            trace_id = _trace_id(data, answer.headers)
+            trace_id = _trace_id(data, answer.headers, self.secrets)
             retryable = answer.retryable_error or (
                 status is not None and self.policy.is_retryable(status) and not answer.oversize
             )
@@ -325,10 +326,13 @@ class Sender:
         return outcome
 
 
-def _trace_id(data: dict[str, Any] | None, headers: httpx.Headers | None) -> str | None:
-    """The body's trace_id, else the header's; only ever a string (it goes to files and logs)."""
+def _trace_id(
+    data: dict[str, Any] | None, headers: httpx.Headers | None, secrets: tuple[str, ...]
+) -> str | None:
+    """The body's trace_id, else the header's; only ever a string (it goes to files and logs),
+    on one line and without the key (the body is scrubbed already, a header is not)."""
     found = data.get("trace_id") if data is not None else None
     if isinstance(found, str) and found:
-        return clean(found)[:200]  # one line: it goes into the log file's lines
+        return clean(found, secrets)[:200]
     header = headers.get("x-trace-id") if headers is not None else None
-    return clean(header)[:200] if header else None
+    return clean(header, secrets)[:200] if header else None
