@@ -18,6 +18,7 @@ import pytest
 from books import assert_books_balance
 from conftest import base_env, cli, cli_json, event, write_ndjson
 from odd_server import API_KEY, OddServer, http_response
+from test_operator import pty_run
 
 from revbridge_cli.text import REDACTED
 
@@ -157,3 +158,17 @@ def test_check_repeats_no_key(
     assert text.returncode == as_json.returncode == code, text.stderr
     assert_no_key(outputs(tmp_path, text) | {"json": as_json.stdout, "err": as_json.stderr})
     assert len(text.stderr.splitlines()) == 1, text.stderr
+
+
+def test_on_a_terminal_the_live_display_and_table_repeat_no_key(tmp_path: Path) -> None:
+    data = write_ndjson(tmp_path / "e.ndjson", [event(f"u{i}", i) for i in range(USERS)])
+    status, body = ECHOES["202 errors message"]
+    with quoting(status, body, **{"x-trace-id": "Bearer " + API_KEY}) as server:
+        env = base_env(None, TERM="xterm-256color", **server.env())
+        output, code = pty_run(
+            ["send", str(data), "--rejected", str(tmp_path / "rejected.ndjson")], env, tmp_path
+        )
+    assert code == 1, output
+    assert "refused; your request was" in output  # the table's example, redacted
+    for part in KEY_PARTS:
+        assert part not in output, output
