@@ -18,6 +18,12 @@ here and nowhere else (README "Exit codes"):
 
 A run that ends by itself uses `Exit.OK` / `Exit.INCOMPLETE`; a stop by signal uses the
 signal's code (128 + its number), as shells do.
+
+A base URL that cannot work, found at the first request that tries it (a 404/405, a host that
+does not resolve, a certificate that does not verify, a TLS handshake that fails), is a
+`ConfigError` (2), not `UnreachableError` (69): no retry and no later run mends it, the
+configuration does (docs/configuration.md, "When the base URL cannot work"). 69 stays for a
+server that may come back: refused, reset, timed out, a resolver that did not answer.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """A tiny misbehaving HTTP server on 127.0.0.1, for wire-level oddities the sandbox has no
 fault for: canned answers the API never gives, bodies trickled a byte at a time, answers far
-too large, a lying Content-Encoding. It runs its own event loop in a thread, reads each
-request whole (headers and Content-Length body), and answers with whatever `answer` returns.
+too large, a lying Content-Encoding, an answer that quotes the request's headers (`heads`
+holds them, key and all, as a debugging proxy would). It runs its own event loop in a thread,
+reads each request whole (headers and Content-Length body), and answers with whatever
+`answer` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -45,11 +48,14 @@ class OddServer:
         answer: Callable[[int, bytes], bytes],
         trickle: float = 0.0,
         close: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.answer = answer
+        self.tls = tls  # serve HTTPS with this server-side context
         self.trickle = trickle
         self.close = close
         self.bodies: list[bytes] = []
+        self.heads: list[bytes] = []  # each request's line and headers, as received
         self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -59,7 +65,7 @@ class OddServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         return {
@@ -85,7 +91,7 @@ class OddServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0)
+            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -102,6 +108,7 @@ class OddServer:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 body = await reader.readexactly(length)
+                self.heads.append(head)
                 self.bodies.append(body)
                 data = self.answer(len(self.bodies), body)
                 if self.trickle:
@@ -114,7 +121,7 @@ class OddServer:
                     await writer.drain()
                 if self.close:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()

@@ -84,7 +84,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def deliver(
-    handler: Handler, batch: Batch, policy: RetryPolicy | None = None
+    handler: Handler, batch: Batch, policy: RetryPolicy | None = None, key: str = "k"
 ) -> tuple[list[Outcome], list[Attempt], Sender]:
     attempts: list[Attempt] = []
 
@@ -94,7 +94,7 @@ def deliver(
             sender = Sender(
                 client,
                 "http://revbridge.test",
-                {"authorization": "Bearer k", "x-customer-id": "c"},
+                {"authorization": f"Bearer {key}", "x-customer-id": "c"},
                 policy or RetryPolicy(initial_delay=0.0),
                 AdaptiveLimit(2),
                 on_attempt=attempts.append,
@@ -123,16 +123,29 @@ def test_resent_after_a_read_timeout_counts_as_possible_duplicate() -> None:
     (outcome,), attempts, _ = deliver(handler, batch_of(("a", 2)))
     assert len(calls) == 2
     assert outcome.status == 202 and outcome.undelivered is None
-    assert outcome.in_doubt_resent is True
+    assert outcome.resent_in_doubt == 1
     assert outcome.accepted_events == 2
     assert attempts[0].error is not None and attempts[0].retry_in == 0.0
+    assert [(a.in_doubt, a.final) for a in attempts] == [(True, False), (False, True)]
+
+
+def test_a_batch_in_doubt_twice_is_two_possible_copies() -> None:
+    handler, calls = failing_then_202(httpx.ReadError("reset after store"), failures=2)
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 3)))
+    assert len(calls) == 3
+    assert outcome.status == 202 and outcome.resent_in_doubt == 2
+    assert [(a.in_doubt, a.final) for a in attempts] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_resent_after_a_connect_error_is_not_a_duplicate() -> None:
     handler, calls = failing_then_202(httpx.ConnectError("refused"))
     (outcome,), _, _ = deliver(handler, batch_of(("a", 2)))
     assert len(calls) == 2
-    assert outcome.in_doubt_resent is False
+    assert outcome.resent_in_doubt == 0
     assert outcome.accepted_users == 1
 
 
@@ -143,7 +156,7 @@ def test_network_errors_until_retries_run_out_say_it_may_be_stored() -> None:
     assert outcome.undelivered is not None
     assert outcome.undelivered.startswith("gave up after 2 retries: ReadError: reset")
     assert "it may have been stored" in outcome.undelivered
-    assert outcome.in_doubt_resent is True
+    assert outcome.resent_in_doubt == 2  # the third may be stored too: it is undelivered
 
 
 def test_400_with_errors_for_every_user_rejects_them_by_index() -> None:
@@ -277,3 +290,32 @@ def test_a_503_until_retries_run_out_says_so() -> None:
     (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(1, 0.0))
     assert outcome.undelivered == "gave up after 1 retry: HTTP 503"
     assert outcome.unanswered is False and len(attempts) == 2
+
+
+ECHOED_KEY = "rbk_echoed_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.ReadError(f"peer said: authorization: Bearer {ECHOED_KEY}\r\nnext"),
+        httpx.Response(400, json={"error": f"bad: Bearer {ECHOED_KEY}"}),
+        httpx.Response(418, json={"error": f"teapot {ECHOED_KEY}"},
+                       headers={"x-trace-id": ECHOED_KEY}),
+        httpx.Response(202, json={"users_accepted": 0, "users_rejected": 1,
+                                  "errors": [{"userIndex": 0, "message": f"no\n{ECHOED_KEY}"}]}),
+    ],
+    ids=["exception text", "400 error", "other status and header", "202 message"],
+)  # fmt: skip
+def test_the_key_quoted_back_leaves_the_sender_redacted_and_on_one_line(answer: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    (outcome,), attempts, _ = deliver(handler, batch_of(("a", 1)), RetryPolicy(0), ECHOED_KEY)
+    said = [outcome.undelivered or "", outcome.trace_id or "", *outcome.rejected.values()]
+    said += [a.error or "" for a in attempts] + [a.trace_id or "" for a in attempts]
+    assert any(said)
+    for text in said:
+        assert ECHOED_KEY not in text and text.isprintable(), said

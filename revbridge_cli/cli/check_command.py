@@ -28,8 +28,10 @@ import orjson
 
 from revbridge_cli import __version__, contract
 from revbridge_cli.config.credentials import Secret
+from revbridge_cli.delivery.permanent import permanent_failure
 from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.errors import Exit
+from revbridge_cli.text import clean, clean_json
 
 BODY = b'{"users":[]}'
 SCHEMA_VERSION = 1  # of the --json verdict
@@ -87,7 +89,10 @@ def probe(
                 why = f"no answer from {url} within {timeout:g} s (--timeout)"
                 return Verdict(Exit.USAGE, why, url, requests=requests)
             except httpx.HTTPError as exc:
-                why = f"cannot reach {url}: {exc or type(exc).__name__}"
+                why = (
+                    permanent_failure(exc, url)
+                    or f"cannot reach {url}: {exc or type(exc).__name__}"
+                )
                 return Verdict(Exit.USAGE, why, url, requests=requests)
             status = response.status_code
             if retry.is_retryable(status) and retry.may_retry(requests - 1):
@@ -138,9 +143,9 @@ def report(verdict: Verdict, *, json_out: bool, quiet: bool) -> Exit:
     """Print the verdict: JSON on stdout with --json; a failure as one `revbridge: error:`
     line on stderr (always); a success as one line on stdout unless --quiet or --json."""
     if json_out:
-        print(orjson.dumps(verdict.to_json()).decode(), flush=True)
+        print(orjson.dumps(clean_json(verdict.to_json())).decode(), flush=True)
     if not verdict.ok:
-        print(f"revbridge: error: {verdict.message}", file=sys.stderr, flush=True)
+        print(f"revbridge: error: {clean(verdict.message)}", file=sys.stderr, flush=True)
     elif not (quiet or json_out):
-        print(f"revbridge: {verdict.message}", flush=True)
+        print(f"revbridge: {clean(verdict.message)}", flush=True)
     return verdict.exit_code

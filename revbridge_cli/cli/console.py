@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import IO
 
 from rich.console import Console, RenderableType
@@ -30,6 +31,7 @@ from revbridge_cli.cli.progress import Meter, counters, sending, unit
 from revbridge_cli.delivery.sender import Attempt
 from revbridge_cli.errors import OutputError
 from revbridge_cli.report.summary import Summary, render_plain, render_table
+from revbridge_cli.text import clean, scrub
 
 PLAIN_INTERVAL_SECONDS = 5.0
 LOG_FILE_INTERVAL_SECONDS = 60.0
@@ -63,7 +65,7 @@ class PlainReporter:
 
     def _line(self, text: str) -> None:
         if not self.quiet:
-            self.stream.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
+            self.stream.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {clean(text)}\n")
             self.stream.flush()
 
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
@@ -105,7 +107,7 @@ class PlainReporter:
         self._line(message)
 
     def summary(self, summary: Summary) -> None:
-        self.stream.write(render_plain(summary) + "\n")
+        self.stream.write(scrub(render_plain(summary)) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -217,7 +219,7 @@ class RichReporter:
         return line
 
     def notice(self, message: str) -> None:
-        self.console.log(message, markup=False)
+        self.console.log(clean(message), markup=False)
 
     def close(self) -> None:
         if self._task is not None:
@@ -305,12 +307,30 @@ class Reporters:
         self._each(lambda r: r.notice(message))
 
     def summary(self, summary: Summary) -> None:
-        self._each(lambda r: r.summary(summary))
+        shown = clean_summary(summary)
+        self._each(lambda r: r.summary(shown))
 
     def close(self) -> None:
         for r in self.reporters:
             with contextlib.suppress(OSError):
                 r.close()
+
+
+def clean_summary(summary: Summary) -> Summary:
+    """The summary as shown: its messages (a library's, a server's words among them) each on
+    one line and without the key, so the screen and the log file get the same safe text."""
+    reasons: Counter[str] = Counter()
+    for reason, n in summary.reasons.items():
+        reasons[clean(reason)] += n
+    return replace(
+        summary,
+        input_errors=[clean(e) for e in summary.input_errors],
+        notices=[clean(n) for n in summary.notices],
+        examples=[clean(e) for e in summary.examples],
+        reasons=reasons,
+        interrupted=clean(summary.interrupted) if summary.interrupted else summary.interrupted,
+        fatal=clean(summary.fatal) if summary.fatal else summary.fatal,
+    )
 
 
 def is_screen(stream: IO[str]) -> bool:

@@ -13,6 +13,7 @@ import typer
 
 from revbridge_cli.errors import Exit, UsageError
 from revbridge_cli.shape.mapfile import preset_text
+from revbridge_cli.text import clean
 
 app = typer.Typer(
     help="The shipped mappings (presets) for other tools' exports: print one to copy and adjust.",
@@ -38,6 +39,6 @@ def show(
     try:
         text = preset_text(name)
     except UsageError as exc:
-        typer.echo(f"revbridge: error: {exc}", err=True)
+        typer.echo(f"revbridge: error: {clean(str(exc))}", err=True)
         raise typer.Exit(int(Exit.USAGE)) from None
     sys.stdout.write(text)

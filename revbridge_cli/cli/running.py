@@ -28,6 +28,7 @@ from revbridge_cli.errors import (
     RevbridgeError,
 )
 from revbridge_cli.report.summary import Summary, error_json
+from revbridge_cli.text import clean, clean_json
 
 if TYPE_CHECKING:
     from revbridge_cli.run import Run
@@ -72,9 +73,10 @@ def fail(
 ) -> None:
     """One `revbridge: error:` line and the exit; with --json also its one object on stdout."""
     if json_out:
-        sys.stdout.write(orjson.dumps(error_json(message, int(code), dry_run=dry_run)).decode())
+        error = clean_json(error_json(message, int(code), dry_run=dry_run))
+        sys.stdout.write(orjson.dumps(error).decode())
         sys.stdout.write("\n")
-    typer.echo(f"revbridge: error: {message}", err=True)
+    typer.echo(f"revbridge: error: {clean(message)}", err=True)
     raise typer.Exit(int(code))
 
 
@@ -111,9 +113,8 @@ def run_send(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bo
     reporter.summary(summary)
     reporters.close()
     if json_out:  # after the display is gone, so the two never mix on one terminal
-        sys.stdout.write(
-            orjson.dumps({**summary.to_json(), "exit_code": int(code)}).decode() + "\n"
-        )
+        shown = clean_json({**summary.to_json(), "exit_code": int(code)})
+        sys.stdout.write(orjson.dumps(shown).decode() + "\n")
     return code
 
 
@@ -122,7 +123,8 @@ def execute(run: Run, json_out: bool = False) -> Summary:
     signals (SIGINT, SIGTERM, SIGHUP) and the collector's tuning (runtime.py)."""
 
     def quit_now(why: str, code: int) -> None:  # a second signal: the --json object, still
-        os.write(1, orjson.dumps(error_json(why, code, dry_run=run.settings.dry_run)) + b"\n")
+        error = clean_json(error_json(why, code, dry_run=run.settings.dry_run))
+        os.write(1, orjson.dumps(error) + b"\n")
 
     on_quit = quit_now if json_out else None
     with asyncio.Runner() as runner, stop_signals(runner.get_loop(), run, on_quit), throughput_gc():

@@ -24,6 +24,7 @@ import typer
 
 from revbridge_cli.errors import Exit, StateError, exit_codes_help
 from revbridge_cli.state import runlog
+from revbridge_cli.text import clean
 
 SCHEMA_VERSION = 1  # of the JSON this command prints
 RUNS_SHOWN = 10
@@ -277,7 +278,7 @@ def show(
         if json_out:
             error = {"schema_version": SCHEMA_VERSION, "error": str(exc), "exit_code": 2}
             sys.stdout.write(orjson.dumps(error).decode() + "\n")
-        typer.echo(f"revbridge: error: {exc}", err=True)
+        typer.echo(f"revbridge: error: {clean(str(exc))}", err=True)
         raise typer.Exit(int(Exit.USAGE)) from None
     if json_out:
         sys.stdout.write(orjson.dumps(report).decode() + "\n")

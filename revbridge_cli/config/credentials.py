@@ -19,6 +19,7 @@ from typing import IO, Any, Final
 
 from revbridge_cli.config.paths import expand, permission_warning
 from revbridge_cli.errors import ConfigError
+from revbridge_cli.text import register_secret
 
 ENV_API_KEY: Final = "REVBRIDGE_API_KEY"
 ENV_API_KEY_FILE: Final = "REVBRIDGE_API_KEY_FILE"
@@ -47,6 +48,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         object.__setattr__(self, "_value", value)
+        register_secret(value)  # whatever the tool repeats from elsewhere is scrubbed of it
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Secret is immutable")

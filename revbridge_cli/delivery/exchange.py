@@ -6,6 +6,10 @@ an exception: a refused connection, a reset, an answer trickled a byte at a time
 deadline covers connect to last byte, which httpx's per-read timeouts do not), a body far
 larger than any API answer (read only up to a cap), or one whose `Content-Encoding` lies
 (`httpx.DecodingError` is no `TransportError`, so it is caught on its own).
+
+It is also where outside text enters: a body or an exception's words that quote the request's
+headers (a debugging proxy, a wrong `--base-url`) would carry the key into every output, so
+the body and every message leave here scrubbed of it and on one line (`text`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from revbridge_cli.delivery.permanent import permanent_failure
+from revbridge_cli.text import clean, scrub_bytes
 
 
 @dataclass(slots=True)
@@ -49,6 +56,7 @@ class Answer:
     retryable_error: bool = False  # a network failure or timeout: the policy may resend
     in_doubt: bool = False  # the body may have reached the server
     timed_out: bool = False
+    permanent: str | None = None  # no retry can mend it (a name, a certificate): the fix
 
 
 def in_doubt(exc: httpx.TransportError) -> bool:
@@ -70,8 +78,17 @@ def unbind(response: httpx.Response) -> None:
     response.stream = httpx.ByteStream(b"")
 
 
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def describe(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The exception's class and words, scrubbed of `secrets` (and every registered key)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return clean(text, secrets)
+
+
+def bearer_secret(headers: dict[str, str]) -> tuple[str, ...]:
+    """The key in the request's own Authorization header: the one secret an echo can hold."""
+    value = headers.get("authorization", "")
+    key = value.removeprefix("Bearer ").strip()
+    return (key,) if key else ()
 
 
 async def read_capped(response: httpx.Response, cap: int, answer: Answer) -> None:
@@ -105,6 +122,7 @@ async def exchange(
     """One POST, connect to last byte within `deadline` seconds, its answer read up to `cap`."""
     answer = Answer()
     progress = Progress()
+    secrets = bearer_secret(headers)
     try:
         async with asyncio.timeout(deadline):
             async with client.stream(
@@ -115,10 +133,13 @@ async def exchange(
                     await read_capped(response, cap, answer)
                 except httpx.DecodingError as exc:
                     encoding = response.headers.get("content-encoding", "")
-                    answer.unreadable = (
+                    answer.unreadable = clean(
                         f"its body could not be decoded (Content-Encoding {encoding!r}: "
-                        f"{describe(exc)})"
+                        f"{describe(exc)})",
+                        secrets,
                     )
+                if answer.content is not None and secrets:
+                    answer.content = scrub_bytes(answer.content, secrets)
             unbind(response)
     except TimeoutError:
         return Answer(
@@ -127,13 +148,18 @@ async def exchange(
             in_doubt=progress.in_doubt,
             timed_out=True,
         )
+    except httpx.ConnectError as exc:
+        lasting = permanent_failure(exc, url)
+        if lasting is None:
+            return Answer(error=describe(exc, secrets), retryable_error=True, in_doubt=False)
+        return Answer(error=describe(exc, secrets), permanent=clean(lasting, secrets))
     except httpx.TransportError as exc:  # refused, reset, a broken answer, httpx's timeouts
         return Answer(
-            error=describe(exc),
+            error=describe(exc, secrets),
             retryable_error=True,
             in_doubt=in_doubt(exc),
             timed_out=isinstance(exc, httpx.TimeoutException),
         )
     except httpx.HTTPError as exc:  # anything else httpx raises: no verdict, not retried
-        return Answer(error=describe(exc), in_doubt=progress.in_doubt)
+        return Answer(error=describe(exc, secrets), in_doubt=progress.in_doubt)
     return answer

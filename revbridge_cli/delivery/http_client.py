@@ -7,6 +7,9 @@ world would otherwise receive the key in clear over plain HTTP. For an `https://
 standard variables apply (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, and `SSL_CERT_FILE` /
 `SSL_CERT_DIR` for a corporate CA), as any HTTPS client honours them: through a proxy the
 request is tunnelled, so the key stays inside TLS.
+
+`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured for every base URL, loopback included (a local
+TLS-terminating tunnel with its own CA): they only add trust, they send nothing elsewhere.
 """
 
 from __future__ import annotations
@@ -30,4 +33,5 @@ def open_client(base_url: str, concurrency: int, timeout: float) -> httpx.AsyncC
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
         trust_env=not loopback_base_url(base_url),
+        verify=httpx.create_ssl_context(trust_env=True),  # SSL_CERT_FILE / SSL_CERT_DIR
     )

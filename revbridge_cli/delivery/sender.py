@@ -1,12 +1,15 @@
 """Delivery: one batch in, what became of each of its users out.
 
 This is the HTTP edge. It asks the retry policy what to do and never decides alone; it splits
-on 413, stops everything on 401, and classifies every failure so that no user is dropped:
-each ends accepted, rejected (the server said why) or undelivered (we say why).
+on 413, stops everything on 401 and on a network failure no retry can mend (a host that does
+not resolve, a certificate that does not verify: `permanent`), and classifies every failure
+so that no user is dropped: each ends accepted, rejected (the server said why) or undelivered
+(we say why).
 
 A request that got no answer (timeout, reset after the body went out) is "in doubt": the server
 may have stored it and the API has no idempotency key. The vendor says to retry network
-errors, so we resend, and count the batch's events as possible duplicates (docs/contract.md).
+errors, so we resend, and count the batch's events as possible duplicates once for every
+request in doubt that was resent (docs/contract.md).
 
 Nothing the server sends may raise out of `Sender.send`: a trickled answer meets the
 deadline, an oversized one is not read past `MAX_ANSWER_BYTES`, an undecodable one is judged
@@ -29,11 +32,12 @@ import orjson
 
 from revbridge_cli import contract
 from revbridge_cli.delivery import verdicts
-from revbridge_cli.delivery.exchange import Answer, exchange
+from revbridge_cli.delivery.exchange import Answer, bearer_secret, exchange
 from revbridge_cli.delivery.limit import AdaptiveLimit
 from revbridge_cli.delivery.retry import RetryPolicy
-from revbridge_cli.errors import AuthError, RevbridgeError, UsageError
+from revbridge_cli.errors import AuthError, ConfigError, RevbridgeError, UsageError
 from revbridge_cli.pack.batch import Batch, dumps
+from revbridge_cli.text import clean
 
 # Statuses after which nothing more is sent: exit code and what to check.
 AUTH_STATUSES = frozenset({401, 403})
@@ -57,7 +61,10 @@ class Outcome:
     trace_id: str | None = None
     rejected: dict[int, str] = field(default_factory=dict)
     undelivered: str | None = None
-    in_doubt_resent: bool = False
+    # Requests of this batch that went unanswered after the body may have reached the server
+    # and were then resent: each may have left one more copy there (a possible duplicate of
+    # every event of the batch), so a batch in doubt twice is two copies, not one.
+    resent_in_doubt: int = 0
     unanswered: bool = False  # retries used up and the last try got no answer at all
 
     @property
@@ -76,7 +83,7 @@ class Outcome:
 class Fatal:
     """A stop for the whole run (bad credentials, wrong URL): no new request goes out."""
 
-    family: type[RevbridgeError]  # AuthError or UsageError: errors.py gives its exit code
+    family: type[RevbridgeError]  # AuthError or a UsageError: errors.py gives its exit code
     message: str
 
     def error(self) -> RevbridgeError:
@@ -96,6 +103,12 @@ class Attempt:
     users: int
     body_bytes: int
     users_rejected: int = 0
+    # Decided once, here, from what the exchange saw on the wire: the body may have reached
+    # the server and no answer says what became of it (the journal counts a copy for it).
+    in_doubt: bool = False
+    # The sender's last word on this batch: no further request of it follows (a retry or a
+    # 413 split does follow).
+    final: bool = True
 
 
 def split(batch: Batch) -> list[Batch]:
@@ -141,6 +154,7 @@ class Sender:
         self.client = client
         self.url = base_url.rstrip("/") + contract.PATH
         self.headers = {**headers, "content-type": "application/json"}
+        self.secrets = bearer_secret(self.headers)  # what no text repeated from a server holds
         self.policy = policy
         self.limit = limit
         self.on_attempt = on_attempt
@@ -183,16 +197,17 @@ class Sender:
         """One batch through retries; None means "413: split it"."""
         body = batch.body()
         retries = 0
-        in_doubt = False
-        resent_in_doubt = False
+        ever_in_doubt = False  # some request of it may have been stored
+        last_in_doubt = False  # the one just made
+        resent_in_doubt = 0
         while True:
             stop = self.fatal.message if self.fatal is not None else self.halted
             if stop is not None:
                 return Outcome(
-                    batch, undelivered=f"not sent: {stop}", in_doubt_resent=resent_in_doubt
+                    batch, undelivered=f"not sent: {stop}", resent_in_doubt=resent_in_doubt
                 )
-            if in_doubt:
-                resent_in_doubt = True
+            if last_in_doubt:
+                resent_in_doubt += 1
             ticket = await self.limit.acquire()
             started = time.monotonic()
             answer = Answer(error="cancelled", in_doubt=True)
@@ -205,9 +220,12 @@ class Sender:
                 status = answer.status
                 congested = answer.timed_out or status in (429, 503)
                 await self.limit.release(ticket, congested, elapsed if status == 202 else None)
-            in_doubt = in_doubt or answer.in_doubt
+            if answer.permanent is not None and self.fatal is None:
+                self.fatal = Fatal(ConfigError, answer.permanent)  # as a wrong key: stop now
+            last_in_doubt = answer.status is None and answer.in_doubt
+            ever_in_doubt = ever_in_doubt or last_in_doubt
             data = verdicts.parse(answer.content)
-            trace_id = _trace_id(data, answer.headers)
+            trace_id = _trace_id(data, answer.headers, self.secrets)
             retryable = answer.retryable_error or (
                 status is not None and self.policy.is_retryable(status) and not answer.oversize
             )
@@ -215,8 +233,9 @@ class Sender:
             if retryable and self.policy.may_retry(retries):
                 retry_after = answer.headers.get("retry-after") if answer.headers else None
                 wait = self.policy.delay(retries, retry_after, self.rand())
-            outcome = Outcome(batch, status, trace_id, in_doubt_resent=resent_in_doubt)
+            outcome = Outcome(batch, status, trace_id, resent_in_doubt=resent_in_doubt)
             judged = None if retryable or status is None else self._judge(outcome, answer, data)
+            splits = judged is None and not retryable and status == 413
             self.on_attempt(
                 Attempt(
                     batch.seq,
@@ -228,12 +247,17 @@ class Sender:
                     batch.n_users,
                     len(body),
                     len(outcome.rejected) if status == 202 else 0,
+                    in_doubt=last_in_doubt,
+                    final=wait is None and not splits,
                 )
             )
             if wait is not None:
                 retries += 1
                 await self._wait(wait)
                 continue
+            if answer.permanent is not None:
+                outcome.undelivered = f"not sent: {answer.permanent}"
+                return outcome
             if status is None or retryable:
                 last = answer.error or f"HTTP {status}"
                 if retryable:
@@ -242,7 +266,7 @@ class Sender:
                 else:
                     last = f"the exchange failed: {last}"
                 stored = " (the last request got no answer: it may have been stored)"
-                outcome.undelivered = last + (stored if answer.error and in_doubt else "")
+                outcome.undelivered = last + (stored if answer.error and ever_in_doubt else "")
                 return outcome
             return judged
 
@@ -298,14 +322,17 @@ class Sender:
             )
         else:
             error = data.get("error", "") if data is not None else ""
-            outcome.undelivered = f"unexpected answer HTTP {status}: {error}"
+            outcome.undelivered = clean(f"unexpected answer HTTP {status}: {error}")
         return outcome
 
 
-def _trace_id(data: dict[str, Any] | None, headers: httpx.Headers | None) -> str | None:
-    """The body's trace_id, else the header's; only ever a string (it goes to files and logs)."""
+def _trace_id(
+    data: dict[str, Any] | None, headers: httpx.Headers | None, secrets: tuple[str, ...]
+) -> str | None:
+    """The body's trace_id, else the header's; only ever a string (it goes to files and logs),
+    on one line and without the key (the body is scrubbed already, a header is not)."""
     found = data.get("trace_id") if data is not None else None
     if isinstance(found, str) and found:
-        return found[:200]
+        return clean(found, secrets)[:200]
     header = headers.get("x-trace-id") if headers is not None else None
-    return header[:200] if header else None
+    return clean(header, secrets)[:200] if header else None

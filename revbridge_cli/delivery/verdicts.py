@@ -8,6 +8,9 @@ body that is not JSON at all) must never read as "all accepted": the users the s
 name may be the ones it refused. So every user whose verdict cannot be known is kept as a
 `rejected` row saying the answer could not be mapped, with the server's own words and the
 trace_id, and the run exits 1 (docs/contract.md, "Contract decisions").
+
+The server's words are repeated on one line (`text.clean`): its body is already scrubbed of
+the key by the exchange, but a message with a newline would break the summary's lines.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from revbridge_cli.text import clean
 
 _SAID_CHARS = 300  # how much of the server's answer a message quotes
 
@@ -46,13 +51,13 @@ def _said(data: dict[str, Any] | None, content: bytes | None) -> str:
     """The server's words, short: its counts and errors, or the start of a body that is no
     JSON object."""
     if data is None:
-        text = (content or b"").decode("utf-8", "replace")
+        text = (content or b"").decode("utf-8", "replace")  # repr: one line, escaped
         return repr(text[:_SAID_CHARS]) if text else "an empty body"
     words: dict[str, Any] = {
         k: data[k] for k in ("error", "users_accepted", "users_rejected") if k in data
     }
     words["errors"] = data.get("errors")
-    text = orjson.dumps(words, default=str).decode()
+    text = clean(orjson.dumps(words, default=str).decode())
     return text if len(text) <= _SAID_CHARS else text[:_SAID_CHARS] + "…"
 
 
@@ -78,7 +83,7 @@ def read_errors(data: dict[str, Any], n_users: int) -> tuple[dict[int, str], lis
             problems.append(f"userIndex {index} is named twice")
         else:
             message = item.get("message")
-            named[index] = message if isinstance(message, str) and message else "rejected"
+            named[index] = clean(message) if isinstance(message, str) and message else "rejected"
     return named, problems
 
 
@@ -109,7 +114,7 @@ def refused(
     if data is None:
         why = unreadable or f"an answer that is not a JSON object: {_said(None, content)}"
         return Verdict(undelivered=f"the server refused the request (400), {why}")
-    why = data.get("error") or "bad request"
+    why = clean(str(data.get("error") or "bad request"))
     if "errors" not in data:
         return Verdict(undelivered=f"the server refused the request (400: {why})")
     named, problems = read_errors(data, n_users)

@@ -144,8 +144,7 @@ class Ledger:
         batch = outcome.batch
         summary.users_sent += batch.n_users
         summary.events_sent += batch.n_events
-        if outcome.in_doubt_resent:
-            summary.possible_duplicate_events += batch.n_events
+        summary.possible_duplicate_events += outcome.resent_in_doubt * batch.n_events
         if not outcome.undelivered:  # the server's verdict, whatever becomes of the file
             summary.users_accepted += outcome.accepted_users
             summary.events_accepted += outcome.accepted_events

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli.errors import OutputError
+from revbridge_cli.text import clean, scrub_bytes
 
 
 def default_name(now: datetime) -> str:
@@ -41,7 +42,7 @@ def row(
     options, it goes through the mapping again."""
     out: dict[str, Any] = {
         "userIndex": user_index,
-        "message": message,
+        "message": clean(message),  # one line, whoever wrote it
         "trace_id": trace_id,
         "kind": kind,
         "user": user,
@@ -83,7 +84,8 @@ class RejectedFile:
             return
         if self.failed is not None:
             raise self.failed
-        payload = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        # The last guard: no row leaves with a key in it, whatever path its text came by.
+        payload = scrub_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
         if self._fd is None:
             self._fd = self._open()
         view = memoryview(payload)

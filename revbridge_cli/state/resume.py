@@ -32,10 +32,6 @@ from revbridge_cli.state.settlement import Tracker
 
 HEAD_NOTE = f"{HEAD_WINDOW:,} bytes"
 UNCERTAIN_TAIL = "its records up to where that file was done count as possible duplicates"
-# Failures before the body was on the wire (deliver._in_doubt): the server cannot have it.
-_NOT_SENT = frozenset(
-    {"ConnectError", "ConnectTimeout", "PoolTimeout", "WriteError", "WriteTimeout"}
-)
 
 
 @dataclass(slots=True)
@@ -65,14 +61,8 @@ class _Out:
     last_end: float | None = None
     last_status: int | None = None
     last_answered: bool = True
+    last_final: bool = False  # the sender's last word on it: no request followed
     retry_in: float | None = None
-
-
-def _answered(attempt: Attempt) -> bool:
-    if attempt.status is not None:
-        return True
-    name = (attempt.error or "").split(":", 1)[0].strip()
-    return name in _NOT_SENT
 
 
 class Durable:
@@ -114,7 +104,6 @@ class Durable:
                 self._rekey_doubt(maybe.was, None)
             self._in_doubt.update({(new, line): n for line, n in maybe.in_doubt.items()})
         self._carried_at_start = journal.carried_duplicates()
-        self._run_extra = 0  # duplicates this run's ledger does not count (see batch_done)
         self._carry = 0  # to add to the journal's carried count at the next commit
         self._done_batches: list[int] = []
         self._out: dict[int, _Out] = {}
@@ -266,7 +255,8 @@ class Durable:
         out.last_end = time.monotonic()
         out.last_status = attempt.status
         out.retry_in = attempt.retry_in
-        out.last_answered = _answered(attempt)
+        out.last_final = attempt.final
+        out.last_answered = not attempt.in_doubt  # the sender's word: no second guess here
         if not out.last_answered:
             out.unanswered += 1
             self.journal.batch_sends(attempt.batch_seq, out.unanswered + 1)
@@ -279,12 +269,11 @@ class Durable:
         if out is None:
             return
         # Requests resent after going unanswered each may have stored a copy. The ledger counts
-        # the batch's events once (Outcome.in_doubt_resent); the journal carries them all
-        # until this run's summary is printed, in case it never is.
+        # them all (Outcome.resent_in_doubt); the journal carries them too until this run's
+        # summary is printed, in case it never is.
         resent = out.unanswered - (0 if out.last_answered else 1)
         if resent > 0:
             self._carry += resent * out.n_events
-            self._run_extra += (resent - 1) * out.n_events
 
     def resending(self, origin: Origin, events: int) -> None:
         """A record in doubt since an earlier run is read again (part by part): once it is
@@ -315,9 +304,9 @@ class Durable:
     @property
     def unreported_duplicates(self) -> int:
         """Possible duplicate events this run's summary must add to what the ledger counted:
-        those carried from runs that died before reporting, this run's resends beyond one per
-        batch, and the copies of in-doubt records this run settled."""
-        return self._carried_at_start + self._run_extra + self._settled_dups
+        those carried from runs that died before reporting and the copies of in-doubt records
+        this run settled (the ledger counts this run's own resends, one per copy)."""
+        return self._carried_at_start + self._settled_dups
 
     # ---- commits ---------------------------------------------------------------------------
 
@@ -373,7 +362,7 @@ class Durable:
         for seq, out in self._out.items():
             if out.last_end is None:
                 flying = now - out.out_at >= self.grace
-            elif out.retry_in is None and out.last_status != 413:
+            elif out.last_final:
                 flying = False  # the sender's last word on it: no request followed
             else:
                 flying = now >= out.last_end + (out.retry_in or 0.0) + self.grace
