@@ -67,10 +67,12 @@ def run_child(argv: list[str], cwd: Path | None = None) -> ChildRun:
 
 
 class SandboxProcess:
-    """`revbridge sandbox --no-store` in its own process, on a free port, for one scenario."""
+    """`revbridge sandbox --no-store` in its own process, on a free port, for one scenario;
+    with `db`, the stored mode writing that file (the sandbox's own rate is then measured)."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, db: Path | None = None) -> None:
         self.latency = latency
+        self.db = db
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
@@ -78,7 +80,7 @@ class SandboxProcess:
         argv = [
             *revbridge_command(),
             "sandbox",
-            "--no-store",
+            *(["--db", str(self.db)] if self.db is not None else ["--no-store"]),
             "--port",
             "0",
             "--api-key",

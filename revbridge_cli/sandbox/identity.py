@@ -1,0 +1,200 @@
+"""The identity graph: which user objects are one person, and what that person's profile holds.
+
+Plain data in memory, no I/O and no clock: the writer thread (`store.py`) owns one graph,
+feeds it every accepted user object in commit order, and writes what changed to SQLite in the
+same transaction. Kept in memory because resolving an identity is a few dict lookups, where
+asking SQLite for every identifier of every user object would cost a query each.
+
+The rules (docs/contract.md, "Identity"), as identity-graph services such as Segment Unify
+and mParticle IDSync apply them:
+
+- a primary identifier value (same kind) belongs to exactly one profile;
+- a user object's identifiers are resolved in priority order, `user_id`, `email`,
+  `phone_number`, `anon_id`: the first one already known picks the profile, every later one
+  known on another profile merges that profile in;
+- a profile holds at most one `user_id`: a link that would join two different `user_id`s is
+  refused (the identifier stays on the profile that had it first, the object goes on without
+  it), and so is the lower-priority link when two identifiers lead to profiles that cannot be
+  one;
+- last write wins per key, across merges too: every key remembers the write sequence number
+  that set it, and a merge keeps, per key, the value written last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from revbridge_cli.contract import PRIMARY_IDENTIFIERS, counts_as_identifier, identity_key
+
+Identity = tuple[str, str]  # (kind, value as JSON text): 1, 1.0 and "1" stay apart
+
+
+@dataclass(slots=True)
+class Profile:
+    profile_id: int
+    identifiers: dict[str, Any] = field(default_factory=dict)
+    identities: dict[str, list[Any]] = field(default_factory=dict)
+    user_properties: dict[str, Any] = field(default_factory=dict)
+    updated_at: str = ""
+    # "i:<key>" / "p:<key>" -> sequence number of the write that set that identifier / property
+    written: dict[str, int] = field(default_factory=dict)
+    user_id: str | None = None  # the JSON text of its user_id, once it has one
+
+    def user_key(self) -> str:
+        return identity_key(self.identifiers).decode()
+
+
+@dataclass(slots=True)
+class Refused:
+    """A link not made: `identity` stays on `owner`, the object went to `profile_id`."""
+
+    kind: str
+    value: Any
+    profile_id: int
+    owner: int
+
+
+@dataclass(slots=True)
+class Changes:
+    """What the durable copy must learn since the last `take_changes`."""
+
+    profiles: set[int] = field(default_factory=set)  # written (created, updated, survivors)
+    removed: set[int] = field(default_factory=set)  # merged into another
+    identities: dict[Identity, int] = field(default_factory=dict)  # new or moved
+    refused: list[tuple[Refused, str, str]] = field(default_factory=list)  # + trace_id, time
+
+
+class IdentityGraph:
+    def __init__(self) -> None:
+        self.profiles: dict[int, Profile] = {}
+        self.owner: dict[Identity, int] = {}
+        self.seq = 0
+        self.next_id = 1
+        self.changes = Changes()
+
+    # -- loading the durable copy --------------------------------------------------------
+
+    def load(self, profile: Profile) -> None:
+        """A profile read back from the database at start (no change recorded)."""
+        self.profiles[profile.profile_id] = profile
+        for kind, values in profile.identities.items():
+            for value in values:
+                self.owner[(kind, orjson.dumps(value).decode())] = profile.profile_id
+        user_ids = profile.identities.get("user_id")
+        profile.user_id = orjson.dumps(user_ids[0]).decode() if user_ids else None
+        self.next_id = max(self.next_id, profile.profile_id + 1)
+        if profile.written:
+            self.seq = max(self.seq, max(profile.written.values()))
+
+    def take_changes(self) -> Changes:
+        changes, self.changes = self.changes, Changes()
+        changes.profiles -= changes.removed
+        return changes
+
+    # -- one user object -----------------------------------------------------------------
+
+    def apply(
+        self,
+        identifiers: dict[str, Any],
+        user_properties: dict[str, Any],
+        at: str,
+        trace_id: str = "",
+    ) -> Profile:
+        """Resolve one accepted user object onto its profile and write its keys there."""
+        self.seq += 1
+        claim: str | None = None  # the user_id the profile being built is bound to
+        found = [
+            (kind, value, orjson.dumps(value).decode())
+            for kind in PRIMARY_IDENTIFIERS
+            if counts_as_identifier(value := identifiers.get(kind))
+        ]
+        if found and found[0][0] == "user_id":
+            claim = found[0][2]
+        target: Profile | None = None
+        unknown: list[tuple[str, Any, str]] = []
+        refused: list[tuple[str, Any, str, int]] = []
+        for kind, value, text in found:
+            owner_id = self.owner.get((kind, text))
+            if owner_id is None:
+                unknown.append((kind, value, text))
+                continue
+            other = self.profiles[owner_id]
+            if other is target:
+                continue
+            if claim is not None and other.user_id is not None and other.user_id != claim:
+                refused.append((kind, value, text, owner_id))
+                continue
+            target = other if target is None else self._merge(target, other)
+            claim = claim or target.user_id
+        if target is None:
+            target = Profile(self.next_id)
+            self.next_id += 1
+            self.profiles[target.profile_id] = target
+        for kind, value, text in unknown:
+            self._attach(target, kind, value, text)
+        for kind, value, _text, owner_id in refused:
+            link = Refused(kind, value, target.profile_id, owner_id)
+            self.changes.refused.append((link, trace_id, at))
+        refused_kinds = {kind for kind, *_ in refused}
+        self._write(target, identifiers, user_properties, at, refused_kinds)
+        return target
+
+    def _attach(self, profile: Profile, kind: str, value: Any, text: str) -> None:
+        profile.identities.setdefault(kind, []).append(value)
+        if kind == "user_id":
+            profile.user_id = text
+        self.owner[(kind, text)] = profile.profile_id
+        self.changes.identities[(kind, text)] = profile.profile_id
+
+    def _write(
+        self,
+        profile: Profile,
+        identifiers: dict[str, Any],
+        user_properties: dict[str, Any],
+        at: str,
+        refused_kinds: set[str],
+    ) -> None:
+        seq, written = self.seq, profile.written
+        for key, value in identifiers.items():
+            if key in PRIMARY_IDENTIFIERS and (
+                key in refused_kinds or not counts_as_identifier(value)
+            ):
+                continue  # the profile names only identifiers it owns
+            profile.identifiers[key] = value
+            written["i:" + key] = seq
+        for key, value in user_properties.items():
+            profile.user_properties[key] = value
+            written["p:" + key] = seq
+        profile.updated_at = at
+        self.changes.profiles.add(profile.profile_id)
+
+    def _merge(self, a: Profile, b: Profile) -> Profile:
+        """The older profile (lower id) survives; per key, the value written last wins."""
+        keep, gone = (a, b) if a.profile_id < b.profile_id else (b, a)
+        for kind, values in gone.identities.items():
+            for value in values:
+                self._attach(keep, kind, value, orjson.dumps(value).decode())
+        _take_newer(keep.identifiers, keep.written, gone.identifiers, gone.written, "i:")
+        _take_newer(keep.user_properties, keep.written, gone.user_properties, gone.written, "p:")
+        keep.updated_at = max(keep.updated_at, gone.updated_at)
+        del self.profiles[gone.profile_id]
+        self.changes.removed.add(gone.profile_id)
+        self.changes.profiles.add(keep.profile_id)
+        return keep
+
+
+def _take_newer(
+    mine: dict[str, Any],
+    my_written: dict[str, int],
+    theirs: dict[str, Any],
+    their_written: dict[str, int],
+    prefix: str,
+) -> None:
+    for key, value in theirs.items():
+        stamp = their_written.get(prefix + key, 0)
+        if stamp > my_written.get(prefix + key, -1):
+            mine[key] = value
+            my_written[prefix + key] = stamp
