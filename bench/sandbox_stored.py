@@ -43,9 +43,11 @@ def main() -> None:
     for i in range(args.repeat):
         with SandboxProcess() as sb:
             sink.append(send(path, sb, args.events))
-        with tempfile.TemporaryDirectory(prefix="revbridge-bench-db-") as tmp:
-            with SandboxProcess(db=Path(tmp) / "stored.db") as sb:
-                stored.append(send(path, sb, args.events))
+        with (
+            tempfile.TemporaryDirectory(prefix="revbridge-bench-db-") as tmp,
+            SandboxProcess(db=Path(tmp) / "stored.db") as sb,
+        ):
+            stored.append(send(path, sb, args.events))
         print(f"  run {i + 1}: sink {sink[-1]:.2f} s, stored {stored[-1]:.2f} s", file=sys.stderr)
     rate_sink = args.events / statistics.median(sink)
     rate_stored = args.events / statistics.median(stored)

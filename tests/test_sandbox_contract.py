@@ -529,11 +529,15 @@ def test_a_database_of_the_old_layout_opens_merged(tmp_path: Path) -> None:
             "CREATE TABLE profiles (user_key TEXT PRIMARY KEY, identifiers TEXT NOT NULL,"
             " user_properties TEXT NOT NULL, updated_at TEXT NOT NULL);"
             "CREATE TABLE profile_updates (id INTEGER PRIMARY KEY, user_key TEXT NOT NULL,"
-            " identifiers TEXT NOT NULL, user_properties TEXT NOT NULL, updated_at TEXT NOT NULL);"
-            "INSERT INTO profiles VALUES ('[\"u1\",null,null,\"a1\"]',"
-            " '{\"user_id\":\"u1\",\"anon_id\":\"a1\"}', '{\"tier\":\"gold\"}', 'a');"
-            "INSERT INTO profile_updates VALUES (1, '[null,null,null,\"a1\"]',"
-            " '{\"anon_id\":\"a1\"}', '{\"tier\":\"platinum\"}', 'b');"
+            " identifiers TEXT NOT NULL, user_properties TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO profiles VALUES (?, ?, ?, 'a')",
+            ('["u1",null,null,"a1"]', '{"user_id":"u1","anon_id":"a1"}', '{"tier":"gold"}'),
+        )
+        conn.execute(
+            "INSERT INTO profile_updates VALUES (1, ?, ?, ?, 'b')",
+            ('[null,null,null,"a1"]', '{"anon_id":"a1"}', '{"tier":"platinum"}'),
         )
         conn.commit()
     finally:
