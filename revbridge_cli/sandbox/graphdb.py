@@ -103,7 +103,8 @@ def load(conn: sqlite3.Connection) -> IdentityGraph:
                 orjson.loads(identities),
                 orjson.loads(properties),
                 updated_at,
-                orjson.loads(written),
+                (stamps := orjson.loads(written))["identifiers"],
+                stamps["user_properties"],
             )
         )
     return graph
@@ -127,7 +128,7 @@ def write(conn: sqlite3.Connection, graph: IdentityGraph) -> None:
                 _dumps(p.identities),
                 _dumps(p.user_properties),
                 p.updated_at,
-                _dumps(p.written),
+                _dumps({"identifiers": p.id_written, "user_properties": p.prop_written}),
             )
             for pid in sorted(changes.profiles)
         ],

@@ -16,8 +16,10 @@ and mParticle IDSync apply them:
   refused (the identifier stays on the profile that had it first, the object goes on without
   it), and so is the lower-priority link when two identifiers lead to profiles that cannot be
   one;
-- last write wins per key, across merges too: every key remembers the write sequence number
-  that set it, and a merge keeps, per key, the value written last.
+- last write wins per key, across merges too: every key remembers the sequence number of the
+  write that set its value, and a merge keeps, per key, the value set last. A write that repeats
+  the value a key already holds changes nothing (neither its sequence number nor `updated_at`),
+  so a user object that brings nothing new costs no row to write.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import orjson
 from revbridge_cli.contract import PRIMARY_IDENTIFIERS, counts_as_identifier, identity_key
 
 Identity = tuple[str, str]  # (kind, value as JSON text): 1, 1.0 and "1" stay apart
+PRIMARY = frozenset(PRIMARY_IDENTIFIERS)
+NOTHING_REFUSED: frozenset[str] = frozenset()
+_ABSENT = object()
 
 
 @dataclass(slots=True)
@@ -39,12 +44,16 @@ class Profile:
     identities: dict[str, list[Any]] = field(default_factory=dict)
     user_properties: dict[str, Any] = field(default_factory=dict)
     updated_at: str = ""
-    # "i:<key>" / "p:<key>" -> sequence number of the write that set that identifier / property
-    written: dict[str, int] = field(default_factory=dict)
+    # key -> sequence number of the write that set its value, per identifier and per property
+    id_written: dict[str, int] = field(default_factory=dict)
+    prop_written: dict[str, int] = field(default_factory=dict)
     user_id: str | None = None  # the JSON text of its user_id, once it has one
+    _user_key: str | None = None
 
     def user_key(self) -> str:
-        return identity_key(self.identifiers).decode()
+        if self._user_key is None:
+            self._user_key = identity_key(self.identifiers).decode()
+        return self._user_key
 
 
 @dataclass(slots=True)
@@ -74,6 +83,9 @@ class IdentityGraph:
         self.seq = 0
         self.next_id = 1
         self.changes = Changes()
+        # user_key of a user object -> the profile that owns all its identifiers: most objects
+        # repeat a known person, and then resolving is one lookup
+        self.resolved: dict[str, int] = {}
 
     # -- loading the durable copy --------------------------------------------------------
 
@@ -86,8 +98,7 @@ class IdentityGraph:
         user_ids = profile.identities.get("user_id")
         profile.user_id = orjson.dumps(user_ids[0]).decode() if user_ids else None
         self.next_id = max(self.next_id, profile.profile_id + 1)
-        if profile.written:
-            self.seq = max(self.seq, max(profile.written.values()))
+        self.seq = max([self.seq, *profile.id_written.values(), *profile.prop_written.values()])
 
     def take_changes(self) -> Changes:
         changes, self.changes = self.changes, Changes()
@@ -102,9 +113,16 @@ class IdentityGraph:
         user_properties: dict[str, Any],
         at: str,
         trace_id: str = "",
+        key: str | None = None,
     ) -> Profile:
-        """Resolve one accepted user object onto its profile and write its keys there."""
+        """Resolve one accepted user object onto its profile and write its keys there; `key`
+        is the object's `user_key`, when the caller has it."""
         self.seq += 1
+        if key is not None:
+            known = self.profiles.get(self.resolved.get(key, 0))
+            if known is not None:  # a merged-away profile is gone: then resolve afresh
+                self._write(known, identifiers, user_properties, at, NOTHING_REFUSED)
+                return known
         claim: str | None = None  # the user_id the profile being built is bound to
         found = [
             (kind, value, orjson.dumps(value).decode())
@@ -138,8 +156,12 @@ class IdentityGraph:
         for kind, value, _text, owner_id in refused:
             link = Refused(kind, value, target.profile_id, owner_id)
             self.changes.refused.append((link, trace_id, at))
-        refused_kinds = {kind for kind, *_ in refused}
-        self._write(target, identifiers, user_properties, at, refused_kinds)
+        if refused:
+            self._write(target, identifiers, user_properties, at, {kind for kind, *_ in refused})
+        else:
+            self._write(target, identifiers, user_properties, at, NOTHING_REFUSED)
+            if key is not None:
+                self.resolved[key] = target.profile_id
         return target
 
     def _attach(self, profile: Profile, kind: str, value: Any, text: str) -> None:
@@ -155,21 +177,38 @@ class IdentityGraph:
         identifiers: dict[str, Any],
         user_properties: dict[str, Any],
         at: str,
-        refused_kinds: set[str],
+        refused_kinds: frozenset[str] | set[str],
     ) -> None:
-        seq, written = self.seq, profile.written
+        seq, changed = self.seq, False
+        mine = profile.identifiers
         for key, value in identifiers.items():
-            if key in PRIMARY_IDENTIFIERS and (
-                key in refused_kinds or not counts_as_identifier(value)
-            ):
-                continue  # the profile names only identifiers it owns
-            profile.identifiers[key] = value
-            written["i:" + key] = seq
+            if key in PRIMARY:
+                if key in refused_kinds:
+                    continue  # the profile names only identifiers it owns
+                if not ((type(value) is str and value) or counts_as_identifier(value)):
+                    continue
+                primary = True
+            else:
+                primary = False
+            old = mine.get(key, _ABSENT)
+            if type(old) is type(value) and old == value:
+                continue  # 1, 1.0 and true stay three values, as in JSON
+            mine[key] = value
+            profile.id_written[key] = seq
+            changed = True
+            if primary:
+                profile._user_key = None
+        props = profile.user_properties
         for key, value in user_properties.items():
-            profile.user_properties[key] = value
-            written["p:" + key] = seq
-        profile.updated_at = at
-        self.changes.profiles.add(profile.profile_id)
+            old = props.get(key, _ABSENT)
+            if type(old) is type(value) and old == value:
+                continue
+            props[key] = value
+            profile.prop_written[key] = seq
+            changed = True
+        if changed:
+            profile.updated_at = at
+            self.changes.profiles.add(profile.profile_id)
 
     def _merge(self, a: Profile, b: Profile) -> Profile:
         """The older profile (lower id) survives; per key, the value written last wins."""
@@ -177,8 +216,11 @@ class IdentityGraph:
         for kind, values in gone.identities.items():
             for value in values:
                 self._attach(keep, kind, value, orjson.dumps(value).decode())
-        _take_newer(keep.identifiers, keep.written, gone.identifiers, gone.written, "i:")
-        _take_newer(keep.user_properties, keep.written, gone.user_properties, gone.written, "p:")
+        _take_newer(keep.identifiers, keep.id_written, gone.identifiers, gone.id_written)
+        _take_newer(
+            keep.user_properties, keep.prop_written, gone.user_properties, gone.prop_written
+        )
+        keep._user_key = None
         keep.updated_at = max(keep.updated_at, gone.updated_at)
         del self.profiles[gone.profile_id]
         self.changes.removed.add(gone.profile_id)
@@ -191,10 +233,9 @@ def _take_newer(
     my_written: dict[str, int],
     theirs: dict[str, Any],
     their_written: dict[str, int],
-    prefix: str,
 ) -> None:
     for key, value in theirs.items():
-        stamp = their_written.get(prefix + key, 0)
-        if stamp > my_written.get(prefix + key, -1):
+        stamp = their_written.get(key, 0)
+        if stamp > my_written.get(key, -1):
             mine[key] = value
-            my_written[prefix + key] = stamp
+            my_written[key] = stamp

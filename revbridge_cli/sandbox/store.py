@@ -279,8 +279,8 @@ class SqliteStore:
             if batch is not None:
                 conn.executemany(INSERT_EVENT, batch.events)
                 at, trace_id = record.received_at, record.trace_id or ""
-                for _key, identifiers, properties in batch.profiles:
-                    graph.apply(identifiers, properties, at, trace_id)
+                for key, identifiers, properties in batch.profiles:
+                    graph.apply(identifiers, properties, at, trace_id, key)
             rows.append(record.row())
         conn.executemany(INSERT_REQUEST, rows)
         graphdb.write(conn, graph)
