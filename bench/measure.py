@@ -45,6 +45,7 @@ class ChildRun:
     stderr: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system time of that one child
 
 
 def run_child(argv: list[str], cwd: Path | None = None) -> ChildRun:
@@ -63,6 +64,7 @@ def run_child(argv: list[str], cwd: Path | None = None) -> ChildRun:
             err_path.read_text(errors="replace"),
             seconds,
             usage.ru_maxrss / 1024,  # kilobytes on Linux
+            usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -120,6 +122,14 @@ class SandboxProcess:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        """The sandbox's CPU time so far (Linux /proc): on a shared machine, wall time says how
+        busy the neighbours were as much as how fast the server is."""
+        if self._proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def credentials(self) -> list[str]:
         return ["--base-url", self.url, "--api-key", API_KEY, "--customer-id", CUSTOMER_ID]
