@@ -202,6 +202,11 @@ def test_profiles_are_visible_to_sqlite3_and_stats_while_the_sandbox_serves(
                 assert stats["profiles"] == n + 1 and stats["events"] == 2 * n
             send(client, user(user_id="u1", anon_id="a1"), user(user_id="u1", anon_id="a2"))
             assert reader.execute("SELECT count(*) FROM profiles").fetchone() == (2,)
+            owners = reader.execute(
+                "SELECT DISTINCT profile_id FROM identities WHERE (kind, value) IN"
+                " (VALUES ('user_id', json_quote('u1')), ('anon_id', json_quote('a2')))"
+            ).fetchall()
+            assert len(owners) == 1
             text = cli("sandbox", "stats", "--db", str(db))
             assert "users:    2 distinct (profiles)" in text.stdout
         finally:

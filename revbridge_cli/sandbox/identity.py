@@ -72,7 +72,6 @@ class Changes:
 
     profiles: set[int] = field(default_factory=set)  # written (created, updated, survivors)
     removed: set[int] = field(default_factory=set)  # merged into another
-    identities: dict[Identity, int] = field(default_factory=dict)  # new or moved
     refused: list[tuple[Refused, str, str]] = field(default_factory=list)  # + trace_id, time
 
 
@@ -169,7 +168,6 @@ class IdentityGraph:
         if kind == "user_id":
             profile.user_id = text
         self.owner[(kind, text)] = profile.profile_id
-        self.changes.identities[(kind, text)] = profile.profile_id
 
     def _write(
         self,
@@ -182,22 +180,18 @@ class IdentityGraph:
         seq, changed = self.seq, False
         mine = profile.identifiers
         for key, value in identifiers.items():
+            old = mine.get(key, _ABSENT)
+            if type(old) is type(value) and old == value:
+                continue  # the common case, a repeat; 1, 1.0 and true stay three values
             if key in PRIMARY:
                 if key in refused_kinds:
                     continue  # the profile names only identifiers it owns
                 if not ((type(value) is str and value) or counts_as_identifier(value)):
                     continue
-                primary = True
-            else:
-                primary = False
-            old = mine.get(key, _ABSENT)
-            if type(old) is type(value) and old == value:
-                continue  # 1, 1.0 and true stay three values, as in JSON
+                profile._user_key = None
             mine[key] = value
             profile.id_written[key] = seq
             changed = True
-            if primary:
-                profile._user_key = None
         props = profile.user_properties
         for key, value in user_properties.items():
             old = props.get(key, _ABSENT)
