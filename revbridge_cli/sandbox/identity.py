@@ -123,11 +123,11 @@ class IdentityGraph:
                 self._write(known, identifiers, user_properties, at, NOTHING_REFUSED)
                 return known
         claim: str | None = None  # the user_id the profile being built is bound to
-        found = [
-            (kind, value, orjson.dumps(value).decode())
-            for kind in PRIMARY_IDENTIFIERS
-            if counts_as_identifier(value := identifiers.get(kind))
-        ]
+        found = []
+        for kind in PRIMARY_IDENTIFIERS:
+            value = identifiers.get(kind)
+            if value is not None and counts_as_identifier(value):
+                found.append((kind, value, orjson.dumps(value).decode()))
         if found and found[0][0] == "user_id":
             claim = found[0][2]
         target: Profile | None = None
