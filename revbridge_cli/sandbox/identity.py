@@ -168,6 +168,7 @@ class IdentityGraph:
         if kind == "user_id":
             profile.user_id = text
         self.owner[(kind, text)] = profile.profile_id
+        self.changes.profiles.add(profile.profile_id)
 
     def _write(
         self,
