@@ -45,6 +45,7 @@ class ChildRun:
     stderr: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system time of that one child
 
 
 def run_child(argv: list[str], cwd: Path | None = None) -> ChildRun:
@@ -63,14 +64,17 @@ def run_child(argv: list[str], cwd: Path | None = None) -> ChildRun:
             err_path.read_text(errors="replace"),
             seconds,
             usage.ru_maxrss / 1024,  # kilobytes on Linux
+            usage.ru_utime + usage.ru_stime,
         )
 
 
 class SandboxProcess:
-    """`revbridge sandbox --no-store` in its own process, on a free port, for one scenario."""
+    """`revbridge sandbox --no-store` in its own process, on a free port, for one scenario;
+    with `db`, the stored mode writing that file (the sandbox's own rate is then measured)."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, db: Path | None = None) -> None:
         self.latency = latency
+        self.db = db
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
@@ -78,7 +82,7 @@ class SandboxProcess:
         argv = [
             *revbridge_command(),
             "sandbox",
-            "--no-store",
+            *(["--db", str(self.db)] if self.db is not None else ["--no-store"]),
             "--port",
             "0",
             "--api-key",
@@ -118,6 +122,14 @@ class SandboxProcess:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        """The sandbox's CPU time so far (Linux /proc): on a shared machine, wall time says how
+        busy the neighbours were as much as how fast the server is."""
+        if self._proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def credentials(self) -> list[str]:
         return ["--base-url", self.url, "--api-key", API_KEY, "--customer-id", CUSTOMER_ID]

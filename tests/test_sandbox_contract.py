@@ -498,51 +498,53 @@ def test_db_file_is_kept(tmp_path: Any) -> None:
     assert len(sb.events()) == 1
 
 
-def test_profiles_fold_in_bulk_and_read_right_before_and_after(
-    client: httpx.Client, sb: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Profile updates are appended with each request and folded into `profiles` in bulk: the
-    merge must be the same whether a read comes before a fold, after one, or across several."""
-    from revbridge_cli.sandbox import reads, store
-
-    monkeypatch.setattr(store, "FOLD_EVERY", 2)  # fold after every second user
-    for n in range(5):
-        props = {"n": n, f"only_{n}": True}
-        post(client, {"users": [valid_user("u1", user_properties=props), valid_user(f"v{n}")]})
-    profile = sb.profiles()['["u1",null,null,null]']
-    assert profile["user_properties"] == {"n": 4, **{f"only_{n}": True for n in range(5)}}
-    assert len(sb.profiles()) == 6
-    assert reads.db_stats(sb.db_path)["profiles"] == 6
+def test_profiles_are_current_after_every_request(client: httpx.Client, sb: Sandbox) -> None:
+    """The profile rows are written in the request's own transaction: a plain sqlite3 reader
+    (no flush, no fold) sees every answered request's profiles, merged last write wins."""
+    assert sb.db_path is not None
     conn = sqlite3.connect(sb.db_path)
     try:
-        assert conn.execute("SELECT count(*) FROM profile_updates").fetchone() == (0,)
+        for n in range(5):
+            props = {"n": n, f"only_{n}": True}
+            post(client, {"users": [valid_user("u1", user_properties=props), valid_user(f"v{n}")]})
+            rows = dict(conn.execute("SELECT user_key, user_properties FROM profiles"))
+            assert len(rows) == n + 2
+            assert orjson.loads(rows['["u1",null,null,null]']) == {
+                "n": n,
+                **{f"only_{k}": True for k in range(n + 1)},
+            }
     finally:
         conn.close()
 
 
-def test_profiles_read_right_with_updates_not_folded_yet(tmp_path: Path) -> None:
-    """A sandbox killed mid-run leaves updates unfolded; reading the file still merges them."""
+def test_a_database_of_the_old_layout_opens_merged(tmp_path: Path) -> None:
+    """Before the identity graph, profiles were kept per exact identifier tuple, with updates
+    appended and folded later: such a file is replayed into the graph when a sandbox opens it."""
     from revbridge_cli.sandbox import reads
 
-    db = tmp_path / "kept.db"
-    with (
-        Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, db=db) as sandbox,
-        httpx.Client(base_url=sandbox.url) as http,
-    ):
-        post(http, {"users": [valid_user("u1", user_properties={"tier": "gold"})]})
-        post(http, {"users": [valid_user("u1", user_properties={"tier": "platinum"})]})
+    db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    try:  # undo the fold done at exit, as if the process had been killed before it
-        conn.execute("DELETE FROM profiles")
+    try:
+        conn.executescript(
+            "CREATE TABLE profiles (user_key TEXT PRIMARY KEY, identifiers TEXT NOT NULL,"
+            " user_properties TEXT NOT NULL, updated_at TEXT NOT NULL);"
+            "CREATE TABLE profile_updates (id INTEGER PRIMARY KEY, user_key TEXT NOT NULL,"
+            " identifiers TEXT NOT NULL, user_properties TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
         conn.execute(
-            "INSERT INTO profile_updates (user_key, identifiers, user_properties, updated_at)"
-            ' VALUES (\'["u1",null,null,null]\', \'{"user_id":"u1"}\', \'{"tier":"gold"}\','
-            " 'a'), ('[\"u1\",null,null,null]', '{\"user_id\":\"u1\"}',"
-            " '{\"tier\":\"platinum\"}', 'b')"
+            "INSERT INTO profiles VALUES (?, ?, ?, 'a')",
+            ('["u1",null,null,"a1"]', '{"user_id":"u1","anon_id":"a1"}', '{"tier":"gold"}'),
+        )
+        conn.execute(
+            "INSERT INTO profile_updates VALUES (1, ?, ?, ?, 'b')",
+            ('[null,null,null,"a1"]', '{"anon_id":"a1"}', '{"tier":"platinum"}'),
         )
         conn.commit()
     finally:
         conn.close()
+    with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, db=db):
+        pass
     profiles = reads.read_profiles(db)
-    assert profiles['["u1",null,null,null]']["user_properties"] == {"tier": "platinum"}
+    assert list(profiles) == ['["u1",null,null,"a1"]']
+    assert profiles['["u1",null,null,"a1"]']["user_properties"] == {"tier": "platinum"}
     assert reads.db_stats(db)["profiles"] == 1

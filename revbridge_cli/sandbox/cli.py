@@ -303,6 +303,8 @@ def stats(
     # The importer's words: distinct users (one profile each) vs user objects (one per user
     # per request: a user whose events came in three requests is three user objects).
     typer.echo(f"users:    {report['profiles']} distinct (profiles)")
+    if report["links_refused"]:
+        typer.echo(f"refused:  {report['links_refused']} identity links (two different user_ids)")
     typer.echo(f"requests: {report['requests']} ({by_status or 'none'})")
     typer.echo(
         f"accepted: {report['users_accepted']} user objects, {report['events_accepted']} "

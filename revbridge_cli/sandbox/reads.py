@@ -11,8 +11,6 @@ from typing import Any
 
 import orjson
 
-from revbridge_cli.sandbox.store import apply_updates
-
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -44,27 +42,36 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
-    """The merged profiles, counting updates not folded yet (a sandbox killed mid-run)."""
+    """The current profiles, by `user_key` (their primary identifiers as last written), which
+    is unique: every identifier value belongs to one profile only."""
     conn = _connect_readonly(path)
     try:
-        merged: dict[str, list[Any]] = {}
-        apply_updates(
-            merged,
-            conn.execute(
-                "SELECT user_key, identifiers, user_properties, updated_at FROM profiles"
-            ).fetchall(),
-        )
-        pending = conn.execute(
-            "SELECT user_key, identifiers, user_properties, updated_at FROM profile_updates"
-            " ORDER BY id"
+        rows = conn.execute(
+            "SELECT profile_id, user_key, identifiers, identities, user_properties, updated_at"
+            " FROM profiles ORDER BY user_key"
         ).fetchall()
     finally:
         conn.close()
-    apply_updates(merged, pending)
     return {
-        key: {"identifiers": ids, "user_properties": props, "updated_at": at}
-        for key, (ids, props, at) in sorted(merged.items())
+        row["user_key"]: {
+            "profile_id": row["profile_id"],
+            "identifiers": orjson.loads(row["identifiers"]),
+            "identities": orjson.loads(row["identities"]),
+            "user_properties": orjson.loads(row["user_properties"]),
+            "updated_at": row["updated_at"],
+        }
+        for row in rows
     }
+
+
+def read_refused_links(path: Path) -> list[dict[str, Any]]:
+    """Links the graph refused (two different user_ids), in arrival order."""
+    conn = _connect_readonly(path)
+    try:
+        rows = conn.execute("SELECT * FROM refused_links ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return [{**dict(row), "value": orjson.loads(row["value"])} for row in rows]
 
 
 def read_requests(path: Path) -> list[dict[str, Any]]:
@@ -80,10 +87,13 @@ def db_stats(path: Path, last: int = 5) -> dict[str, Any]:
     conn = _connect_readonly(path)
     try:
         events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        profiles = conn.execute(
-            "SELECT count(*) FROM"
-            " (SELECT user_key FROM profiles UNION SELECT user_key FROM profile_updates)"
-        ).fetchone()[0]
+        profiles = conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        refused = (  # a file written before the identity graph has no such table
+            conn.execute("SELECT count(*) FROM refused_links").fetchone()[0]
+            if "refused_links" in tables
+            else 0
+        )
         by_status = dict(
             conn.execute("SELECT status, count(*) FROM requests GROUP BY status ORDER BY status")
         )
@@ -100,6 +110,7 @@ def db_stats(path: Path, last: int = 5) -> dict[str, Any]:
     return {
         "events": events,
         "profiles": profiles,
+        "links_refused": refused,
         "requests": sums[0],
         "requests_by_status": by_status,
         "users_accepted": sums[1],

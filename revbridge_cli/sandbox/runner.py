@@ -19,7 +19,12 @@ from typing import Any, Self, TextIO
 
 from revbridge_cli.contract import PATH
 from revbridge_cli.sandbox.faults import Faults
-from revbridge_cli.sandbox.reads import read_events, read_profiles, read_requests
+from revbridge_cli.sandbox.reads import (
+    read_events,
+    read_profiles,
+    read_refused_links,
+    read_requests,
+)
 from revbridge_cli.sandbox.server import SandboxHTTPServer
 from revbridge_cli.sandbox.store import NullStore, SqliteStore
 
@@ -205,6 +210,10 @@ class Sandbox:
     def requests(self) -> list[dict[str, Any]]:
         path = self._readable_db()
         return read_requests(path) if path is not None else []
+
+    def refused_links(self) -> list[dict[str, Any]]:
+        path = self._readable_db()
+        return read_refused_links(path) if path is not None else []
 
     def _readable_db(self) -> Path | None:
         if not self.store_enabled:

@@ -1,10 +1,14 @@
 """Where accepted data goes: a SQLite file written by one thread, or nowhere.
 
 SQLite connections must not be shared across threads and concurrent writers only queue on the
-database lock, so every write goes through a single writer thread, one transaction per request
-with `executemany`. Handlers wait for their commit before answering 202: that is both what a
-202 promises and the back-pressure that keeps a fast client from outrunning the disk. Readers
-open their own short-lived connections; WAL mode lets them read while the writer writes.
+database lock, so every write goes through a single writer thread, with `executemany`. Handlers
+wait for their commit before answering 202: that is both what a 202 promises and the
+back-pressure that keeps a fast client from outrunning the disk. The writer commits every
+request waiting in its queue in one transaction (group commit): a commit's fixed cost and the
+profile rows several requests touch are paid once. It also owns the identity graph
+(`identity.py`) and writes its changes in the same transaction (`graphdb.py`), so the
+`profiles` table is current at every commit. Readers open their own short-lived connections;
+WAL mode lets them read while the writer writes.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from typing import Any
 import orjson
 
 from revbridge_cli.contract import identity_key
-
-STANDARD_EVENT_KEYS = frozenset({"event_name", "timestamp", "revenue", "event_value"})
+from revbridge_cli.sandbox import graphdb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -37,19 +40,6 @@ CREATE TABLE IF NOT EXISTS events (
     event_value NUMERIC,
     properties TEXT NOT NULL,
     received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS profiles (
-    user_key TEXT PRIMARY KEY,
-    identifiers TEXT NOT NULL,
-    user_properties TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS profile_updates (
-    id INTEGER PRIMARY KEY,
-    user_key TEXT NOT NULL,
-    identifiers TEXT NOT NULL,
-    user_properties TEXT NOT NULL,
-    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
@@ -73,15 +63,7 @@ INSERT_REQUEST = (
     "INSERT INTO requests (trace_id, status, users_accepted, users_rejected, events_accepted,"
     " bytes, duration_ms, received_at, fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-INSERT_PROFILE_UPDATE = (
-    "INSERT INTO profile_updates (user_key, identifiers, user_properties, updated_at)"
-    " VALUES (?, ?, ?, ?)"
-)
-FOLD_EVERY = 100_000  # profile updates appended before they are folded into `profiles`
-UPSERT_PROFILE = (
-    "INSERT OR REPLACE INTO profiles (user_key, identifiers, user_properties, updated_at)"
-    " VALUES (?, ?, ?, ?)"
-)
+GROUP_MAX = 64  # requests at most in one commit: they wait in the queue for it anyway
 
 
 def now_iso() -> str:
@@ -139,7 +121,11 @@ def build_batch(users: list[dict[str, Any]], trace_id: str, received_at: str) ->
         key = user_key(identifiers)
         identifiers_json = orjson.dumps(identifiers).decode()
         for event in user["events"]:
-            properties = {k: v for k, v in event.items() if k not in STANDARD_EVENT_KEYS}
+            properties = dict(event)  # a copy less four keys: cheaper than a comprehension
+            del properties["event_name"]
+            properties.pop("timestamp", None)
+            properties.pop("revenue", None)
+            properties.pop("event_value", None)
             add_event(
                 (
                     trace_id,
@@ -208,15 +194,15 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.db_path = path
-        setup = sqlite3.connect(path)
+        setup = sqlite3.connect(path, isolation_level=None)
         try:
             setup.execute("PRAGMA journal_mode=WAL")
             setup.executescript(SCHEMA)
+            self._graph = graphdb.prepare(setup)
         finally:
             setup.close()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        self._pending = 0  # profile updates appended and not folded yet
         self._thread = threading.Thread(target=self._run, name="sandbox-writer", daemon=True)
         self._thread.start()
 
@@ -257,89 +243,47 @@ class SqliteStore:
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA wal_autocheckpoint=16384")
         try:
-            while (job := self._queue.get()) is not None:
-                record, batch, done = job
+            stop = False
+            while not stop and (job := self._queue.get()) is not None:
+                jobs = [job]
+                while len(jobs) < GROUP_MAX:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    jobs.append(more)
                 try:
-                    if record.status >= 0:
-                        self._write(conn, record, batch)
-                    elif self._pending:  # a flush: leave `profiles` whole for any reader
-                        self._fold(conn)
+                    self._write(conn, jobs)
                 except sqlite3.Error as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
+                    self._graph = graphdb.load(conn)  # the memory must not run ahead of the file
                     print(f"revbridge sandbox: write failed: {exc}", file=sys.stderr)
                 finally:
-                    if done is not None:
-                        done.set()
+                    for _record, _batch, done in jobs:
+                        if done is not None:
+                            done.set()
         finally:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection, record: RequestRecord, batch: Batch | None) -> None:
-        """Events and profile updates are appended, in the request's own transaction: a 202
-        means stored. Merging profiles per request cost 60% of the time (random upserts over
-        the whole table, each commit rewriting pages all over it), so updates are folded into
-        `profiles` in bulk, in key order, every FOLD_EVERY updates and whenever anyone reads."""
+    def _write(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """Events, request rows and the graph's changes, in one transaction: a 202 means stored,
+        and a reader never sees events whose profiles are not there yet."""
+        graph = self._graph
         conn.execute("BEGIN")
-        if batch is not None:
-            conn.executemany(INSERT_EVENT, batch.events)
-            conn.executemany(
-                INSERT_PROFILE_UPDATE,
-                [
-                    (key, orjson.dumps(ids).decode(), orjson.dumps(props).decode(),
-                     record.received_at)
-                    for key, ids, props in batch.profiles
-                ],
-            )  # fmt: skip
-            self._pending += len(batch.profiles)
-        conn.execute(INSERT_REQUEST, record.row())
+        rows = []
+        for record, batch, _done in jobs:
+            if record.status < 0:
+                continue  # a flush: its place in the queue is all it needs
+            if batch is not None:
+                conn.executemany(INSERT_EVENT, batch.events)
+                at, trace_id = record.received_at, record.trace_id or ""
+                for key, identifiers, properties in batch.profiles:
+                    graph.apply(identifiers, properties, at, trace_id, key)
+            rows.append(record.row())
+        conn.executemany(INSERT_REQUEST, rows)
+        graphdb.write(conn, graph)
         conn.execute("COMMIT")
-        if self._pending >= FOLD_EVERY:
-            self._fold(conn)
-
-    def _fold(self, conn: sqlite3.Connection) -> None:
-        fold_profiles(conn)
-        self._pending = 0
-
-
-def apply_updates(profiles: dict[str, list[Any]], updates: list[tuple[str, str, str, str]]) -> None:
-    """Last write wins per key, in arrival order. Merged in Python rather than with SQLite's
-    json_patch, which would delete keys sent as null."""
-    for key, identifiers, properties, updated_at in updates:
-        current = profiles.get(key)
-        if current is None:
-            profiles[key] = [orjson.loads(identifiers), orjson.loads(properties), updated_at]
-        else:
-            current[0].update(orjson.loads(identifiers))
-            current[1].update(orjson.loads(properties))
-            current[2] = updated_at
-
-
-def fold_profiles(conn: sqlite3.Connection) -> None:
-    """Move pending profile updates into `profiles`, in one transaction."""
-    updates = conn.execute(
-        "SELECT id, user_key, identifiers, user_properties, updated_at FROM profile_updates"
-        " ORDER BY id"
-    ).fetchall()
-    if not updates:
-        return
-    keys = sorted({row[1] for row in updates})
-    merged: dict[str, list[Any]] = {}
-    for start in range(0, len(keys), 10_000):
-        chunk = orjson.dumps(keys[start : start + 10_000]).decode()
-        for key, identifiers, properties, updated_at in conn.execute(
-            "SELECT user_key, identifiers, user_properties, updated_at FROM profiles"
-            " WHERE user_key IN (SELECT value FROM json_each(?))",
-            (chunk,),
-        ):
-            merged[key] = [orjson.loads(identifiers), orjson.loads(properties), updated_at]
-    apply_updates(merged, [row[1:] for row in updates])
-    conn.execute("BEGIN")
-    conn.executemany(
-        UPSERT_PROFILE,
-        [
-            (key, orjson.dumps(ids).decode(), orjson.dumps(props).decode(), at)
-            for key, (ids, props, at) in sorted(merged.items())
-        ],
-    )
-    conn.execute("DELETE FROM profile_updates WHERE id <= ?", (updates[-1][0],))
-    conn.execute("COMMIT")
