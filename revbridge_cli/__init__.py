@@ -9,8 +9,6 @@ README "Use from Python" documents the options and the result; `revbridge_cli.er
 the exceptions, one family per exit code.
 """
 
-__version__ = "0.1.0"
-
 from revbridge_cli.api import (
     Connection,
     Result,
@@ -24,6 +22,7 @@ from revbridge_cli.errors import (
     RevbridgeError,
     UsageError,
 )
+from revbridge_cli.version import __version__
 
 __all__ = [
     "ConfigError",

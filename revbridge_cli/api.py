@@ -28,7 +28,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from revbridge_cli import contract
-from revbridge_cli.cli.options import load_mapping
 from revbridge_cli.config.base_url import check_base_url
 from revbridge_cli.config.bounds import BOUNDS
 from revbridge_cli.config.credentials import Secret, check_header_value
@@ -40,6 +39,7 @@ from revbridge_cli.input.paths import any_tabular
 from revbridge_cli.report.ledger import RejectedRows
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.run import Run
+from revbridge_cli.shape.mapfile import load_mapping
 from revbridge_cli.shape.window import Window
 
 # The CLI's flags that the API takes as keyword arguments, and where each goes.

@@ -9,13 +9,14 @@ rest the line is found by the key's name), and the CLI exits 2. The format is in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from importlib import resources
 from typing import Any
 
 from revbridge_cli import contract
-from revbridge_cli.errors import ConfigError
+from revbridge_cli.errors import ConfigError, UsageError
 from revbridge_cli.shape.mapping import (
     EVENT_FIELDS,
     TYPES,
@@ -38,6 +39,30 @@ _PRODUCT_KEYS = ("product", "missing")
 _PRODUCT_TYPES = (None, "number", "integer", "string")
 _TARGET_HEADS = ("identifiers", "user_properties", "properties")
 _NAME = re.compile(r"[^\s.]+(?:\.[^\s.]+)*")
+
+
+def load_mapping(
+    map_file: str | None, preset: str | None, rename: list[str] | None, unmapped: str | None
+) -> Mapping | None:
+    """The one mapping the options ask for, checked whole before any record is read."""
+    if map_file and preset:
+        raise UsageError(
+            "--map and --preset cannot be combined: copy the preset into your file "
+            f"(revbridge mapping show {preset} > mapping.toml) and adjust it there"
+        )
+    if unmapped not in (None, "keep", "drop"):
+        raise UsageError(f"--unmapped must be keep or drop, not {unmapped!r}")
+    base = load_file(map_file) if map_file else None
+    if preset:
+        base = load_preset(preset)
+    mapping = renames(rename, base) if rename else base
+    if mapping is None:
+        if unmapped:
+            raise UsageError("--unmapped needs a mapping: --map, --preset or --rename")
+        return None
+    if unmapped:
+        mapping = dataclasses.replace(mapping, keep_unmapped=unmapped == "keep")
+    return mapping
 
 
 def preset_text(name: str) -> str:
