@@ -20,6 +20,7 @@ from revbridge_cli.api import (
 from revbridge_cli.errors import (
     ConfigError,
     RevbridgeError,
+    RunAborted,
     UsageError,
 )
 from revbridge_cli.version import __version__
@@ -29,6 +30,7 @@ __all__ = [
     "Connection",
     "Result",
     "RevbridgeError",
+    "RunAborted",
     "UsageError",
     "__version__",
     "asend_files",
