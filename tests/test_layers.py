@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "revbridge_cli.run": 4,
     "revbridge_cli": 5,  # the package root re-exports the API
     "revbridge_cli.api": 5,
+    "revbridge_cli.arguments": 5,
     "revbridge_cli.engines": 6,
     "revbridge_cli.spark": 6,
     "revbridge_cli.dask": 6,
