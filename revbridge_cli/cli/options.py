@@ -129,7 +129,12 @@ LogFile = Annotated[
 JsonOut = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress and no ordinary summary lines: only warnings and errors."
+    ),
+]
 
 
 def check_timestamps(value: str | None) -> str | None:
