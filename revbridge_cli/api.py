@@ -208,11 +208,17 @@ def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
 
 
 def _without_key(exc: RevbridgeError, options: Mapping[str, Any]) -> RevbridgeError:
+    """The message as the caller may show it: the key masked, on one line (a path given
+    with a newline in it is quoted with the newline escaped)."""
     conn, key = options.get("connection"), options.get("api_key")
     secret = conn.api_key if isinstance(conn, Connection) else key
-    text = secret.reveal() if isinstance(secret, Secret) else secret
-    if isinstance(text, str) and text and text in str(exc):
-        exc.args = (str(exc).replace(text, mask(text)),)
+    key_text = secret.reveal() if isinstance(secret, Secret) else secret
+    text = told = str(exc)
+    if isinstance(key_text, str) and key_text and key_text in told:
+        told = told.replace(key_text, mask(key_text))
+    told = "".join(c if c.isprintable() else repr(c)[1:-1] for c in told)
+    if told != text:
+        exc.args = (told,)
     return exc
 
 

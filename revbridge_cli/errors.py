@@ -68,7 +68,8 @@ class InputError(UsageError):
         self.source = source
         self.line = line
         self.message = message
-        where = f"{source}:{line}" if line is not None else source
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in source)  # one line
+        where = f"{shown}:{line}" if line is not None else shown
         super().__init__(f"{where}: {message}")
 
 
