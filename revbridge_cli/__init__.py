@@ -9,8 +9,6 @@ docs/python-api.md documents the options and the result; `revbridge_cli.errors` 
 the exceptions, one family per exit code.
 """
 
-__version__ = "0.1.0"
-
 from revbridge_cli.api import (
     Connection,
     Result,
@@ -22,14 +20,17 @@ from revbridge_cli.api import (
 from revbridge_cli.errors import (
     ConfigError,
     RevbridgeError,
+    RunAborted,
     UsageError,
 )
+from revbridge_cli.version import __version__
 
 __all__ = [
     "ConfigError",
     "Connection",
     "Result",
     "RevbridgeError",
+    "RunAborted",
     "UsageError",
     "__version__",
     "asend_files",

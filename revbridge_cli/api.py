@@ -12,47 +12,46 @@ Options are keyword arguments named like the CLI's flags (`--max-users` is `max_
 strings are), and `limit` reads the first N records (with `state=`, the next N).
 Nothing process-global happens here: no signal handler, no GC tuning, no exit; it is safe in a
 worker thread, and `send_records` works from inside a running event loop (a notebook) by
-running in a thread of its own. A bad argument raises `errors.UsageError` (or `ConfigError`);
-a run that ends badly does not raise: its `Result` says how (`exit_code`, `fatal`), as the
-CLI's exit code and summary do.
+running in a thread of its own. A bad argument raises `errors.UsageError` (or `ConfigError`)
+naming it (`arguments.py` checks each); a run that ends badly does not raise: its `Result`
+says how (`exit_code`, `fatal`), as the CLI's exit code and summary do. Only records that
+raise mid-run do: `errors.RunAborted`, with the partial `Result` as `.result`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from revbridge_cli import contract
-from revbridge_cli.cli.options import load_mapping
+from revbridge_cli.arguments import (
+    FIELD_OF,
+    check_arguments,
+    check_paths,
+    check_records,
+    connection_parts,
+)
 from revbridge_cli.config.base_url import check_base_url
-from revbridge_cli.config.bounds import BOUNDS
-from revbridge_cli.config.credentials import Secret, check_header_value
+from revbridge_cli.config.credentials import Secret, check_header_value, mask
 from revbridge_cli.config.outputs import check_outputs
 from revbridge_cli.config.resolve import Connection as _Connection
 from revbridge_cli.config.settings import SendSettings, build_settings
-from revbridge_cli.errors import ConfigError, Exit, UsageError
+from revbridge_cli.errors import ConfigError, Exit, RevbridgeError, RunAborted, UsageError
+from revbridge_cli.input.iterable import CallerRecords
 from revbridge_cli.input.paths import any_tabular
 from revbridge_cli.report.ledger import RejectedRows
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.run import Run
+from revbridge_cli.shape.mapfile import load_mapping
 from revbridge_cli.shape.window import Window
 
-# The CLI's flags that the API takes as keyword arguments, and where each goes.
-_RENAMED = {"grace": "grace_seconds", "format": "fmt"}
-_POLICY = frozenset(
-    {"max_retries", "retry_initial_delay", "retry_max_delay", "require_timestamp",
-     "epoch_timestamps", "timestamps", "drop_nulls"}
-)  # fmt: skip
 _MAPPING = ("map", "preset", "rename", "unmapped")  # --map FILE, --preset, --rename, --unmapped
 _WINDOW = ("since", "until")  # --since, --until: one `window` setting
-_NOT_OPTIONS = frozenset(
-    {"inputs", "base_url", "api_key", "customer_id", "retry", "shape", "send", "window"}
-)
+_Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Connection:
     customer_id: str
 
     def __init__(self, base_url: str, *, api_key: str | Secret, customer_id: str) -> None:
-        key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        base_url, key, customer_id = connection_parts(base_url, api_key, customer_id)
         check_header_value(key.reveal(), "the API key")
         object.__setattr__(self, "base_url", check_base_url(base_url))
         object.__setattr__(self, "api_key", key)
@@ -132,11 +131,15 @@ class Result:
 
 def send_records(records: Iterable[Any], **options: Any) -> Result:
     """Send an iterable of records (dicts in any shape the CLI reads), streamed: a generator
-    of a billion records runs in flat memory. See the module docstring for the options."""
+    of a billion records runs in flat memory. See the module docstring for the options.
+
+    If the iterable itself raises, reading ends there and the run ends as after a file's read
+    error (what was read is sent or set aside, and counted); then `RunAborted` is raised,
+    its `result` the run's `Result` and its `__cause__` the iterable's exception."""
     return _blocking(asend_records(records, **options))
 
 
-def send_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -> Result:
+def send_files(paths: _Paths, **options: Any) -> Result:
     """Send files, directories or globs, as `revbridge send PATHS...` (with `state=PATH`
     resumable, as `--state`)."""
     return _blocking(asend_files(paths, **options))
@@ -144,14 +147,17 @@ def send_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -> Resul
 
 async def asend_records(records: Iterable[Any], **options: Any) -> Result:
     """`send_records` for a program that already runs an event loop."""
-    return await _execute(_settings([], options), records=records)
+    caller = CallerRecords(check_records(records))
+    result = await _execute(_settings([], options), records=caller)
+    if caller.error is not None:
+        line = next(iter(result.summary.input_errors), "the records raised")
+        raise _without_key(RunAborted(line, result), options) from caller.error
+    return result
 
 
-async def asend_files(paths: Sequence[str | os.PathLike[str]], **options: Any) -> Result:
+async def asend_files(paths: _Paths, **options: Any) -> Result:
     """`send_files` for a program that already runs an event loop."""
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    return await _execute(_settings([os.fspath(p) for p in paths], options), records=None)
+    return await _execute(_settings(check_paths(paths), options), records=None)
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -165,7 +171,11 @@ def check_options(options: Mapping[str, Any]) -> None:
 
 async def _execute(settings: SendSettings, records: Iterable[Any] | None) -> Result:
     sink = RejectedRows() if settings.rejected is None else None
-    paths = {"rejected": settings.rejected or os.devnull, "state": settings.state}  # in memory
+    paths = {
+        "rejected": settings.rejected or os.devnull,  # in memory
+        "state": settings.state,
+        "log_file": settings.log_file,
+    }
     check_outputs(paths, {k: "argument" for k in paths}, state_used=not settings.dry_run)
     run = Run(settings, records=records, rejected_sink=sink)
     run.prepare()  # UsageError, LockedError: raised to the caller, nothing was sent
@@ -188,56 +198,51 @@ def _blocking(coro: Any) -> Result:
 
 
 def _settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
-    """Keyword arguments -> the CLI's settings object, checked the CLI's way."""
-    options = dict(options)
-    parts = {k: options.pop(k, None) for k in ("connection", "base_url", "api_key", "customer_id")}
-    mapping = _mapping(*(options.pop(k, None) for k in _MAPPING))
-    window = Window.of(options.pop("since", None), options.pop("until", None), names=_WINDOW)
-    known = {f.name for f in fields(SendSettings)} - _NOT_OPTIONS
-    given: dict[str, Any] = {"window": window}
-    for name, value in options.items():
-        field_name = _RENAMED.get(name, name)
-        if field_name not in known and name not in _POLICY:
-            valid = (known - set(_RENAMED.values())) | set(_RENAMED) | _POLICY
-            listed = ", ".join(sorted(valid | {*_MAPPING, *_WINDOW}))
-            raise UsageError(f"unknown option {name!r}; the options are: {listed}")
-        _check_number(name, field_name, value)
-        given[field_name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    """Keyword arguments -> the CLI's settings object: each checked by its entry in
+    `arguments.ARGUMENTS`, then as the CLI's flags are. A refusal that quotes a value never
+    quotes the key, even one passed by mistake as another argument (`map=key`)."""
+    try:
+        return _checked_settings(inputs, options)
+    except RevbridgeError as exc:
+        raise _without_key(exc, options) from exc.__cause__
+
+
+def _without_key(exc: RevbridgeError, options: Mapping[str, Any]) -> RevbridgeError:
+    """The message as the caller may show it: the key masked, on one line (a path given
+    with a newline in it is quoted with the newline escaped)."""
+    conn, key = options.get("connection"), options.get("api_key")
+    secret = conn.api_key if isinstance(conn, Connection) else key
+    key_text = secret.reveal() if isinstance(secret, Secret) else secret
+    text = told = str(exc)
+    if isinstance(key_text, str) and key_text and key_text in told:
+        told = told.replace(key_text, mask(key_text))
+    told = "".join(c if c.isprintable() else repr(c)[1:-1] for c in told)
+    if told != text:
+        exc.args = (told,)
+    return exc
+
+
+def _checked_settings(inputs: list[str], options: dict[str, Any]) -> SendSettings:
+    given = check_arguments(options)
+    parts = {k: given.pop(k, None) for k in ("connection", "base_url", "api_key", "customer_id")}
+    mapping = _mapping(*(given.pop(k, None) for k in _MAPPING))
+    window = Window.of(given.pop("since", None), given.pop("until", None), names=_WINDOW)
+    given = {FIELD_OF.get(name, name): value for name, value in given.items()}
+    given["window"] = window
     connection = _connection(parts, given)
-    send = not given.pop("validate_only", False)
     keep_rows = bool(inputs) and any_tabular(inputs, given.get("fmt"))
     try:
-        return build_settings(
-            inputs, connection, given, send=send, mapping=mapping, keep_rows=keep_rows
-        )
+        return build_settings(inputs, connection, given, mapping=mapping, keep_rows=keep_rows)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
 
-def _check_number(name: str, field_name: str, value: Any) -> None:
-    """A numeric option's type, as Typer checks a flag's: `limit="10"` or `concurrency=True`
-    is refused by name, not compared with a bound and failed with Python's own words."""
-    bound = BOUNDS.get(field_name)
-    if bound is None or value is None:
-        return
-    kind = numbers.Integral if bound.kind is int else numbers.Real  # numpy's numbers too
-    if isinstance(value, bool) or not isinstance(value, kind):
-        wanted = "an integer" if bound.kind is int else "a number"
-        raise UsageError(f"{name} must be {wanted}, not {value!r}")
-
-
 def _mapping(
-    map_file: str | os.PathLike[str] | None,
-    preset: str | None,
-    rename: Mapping[str, str] | Sequence[str] | None,
-    unmapped: str | None,
+    map_file: str | None, preset: str | None, rename: list[str] | None, unmapped: str | None
 ) -> Any:
     """The CLI's mapping options: `map=` a TOML file, `preset=`, `rename=` a dict of source to
     target (or the CLI's "SRC=DST" strings), `unmapped="keep"|"drop"`."""
-    if isinstance(rename, Mapping):
-        rename = [f"{src}={dst}" for src, dst in rename.items()]
-    map_path = os.fspath(map_file) if map_file is not None else None
-    return load_mapping(map_path, preset, list(rename) if rename else None, unmapped)
+    return load_mapping(map_file, preset, rename or None, unmapped)
 
 
 def _connection(given: dict[str, Any], options: dict[str, Any]) -> _Connection | None:
@@ -254,7 +259,7 @@ def _connection(given: dict[str, Any], options: dict[str, Any]) -> _Connection |
             customer_id=parts["customer_id"],
         )
     if conn is None:
-        if options.get("dry_run") or options.get("validate_only"):
+        if options.get("dry_run"):
             return None
         raise UsageError("no connection: pass connection=Connection(...) or api_key/customer_id")
     if not isinstance(conn, Connection):

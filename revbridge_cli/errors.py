@@ -14,7 +14,8 @@ here and nowhere else (README "Exit codes"):
     ├── OutputError ........... 74  the rejected file, the journal or the log cannot be written
     ├── AuthError ............. 3   the server refused the credentials (401/403)
     ├── UnreachableError ...... 69  the server never answered the first request
-    └── InternalError ......... 70  a bug: a part of the run failed in a way it should not
+    ├── InternalError ......... 70  a bug: a part of the run failed in a way it should not
+    └── RunAborted ............ 1   the Python API: the caller's records raised mid-run
 
 A run that ends by itself uses `Exit.OK` / `Exit.INCOMPLETE`; a stop by signal uses the
 signal's code (128 + its number), as shells do.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import signal
 from enum import IntEnum
+from typing import Any
 
 
 class Exit(IntEnum):
@@ -72,7 +74,8 @@ class InputError(UsageError):
         self.source = source
         self.line = line
         self.message = message
-        where = f"{source}:{line}" if line is not None else source
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in source)  # one line
+        where = f"{shown}:{line}" if line is not None else shown
         super().__init__(f"{where}: {message}")
 
 
@@ -120,6 +123,18 @@ class InternalError(RevbridgeError):
     """A part of the run failed unexpectedly; the run stops and keeps the books."""
 
     exit_code = Exit.SOFTWARE
+
+
+class RunAborted(RevbridgeError):
+    """The records a program handed to `send_records` raised: reading stopped there and the
+    run ended in order (what was read sent or set aside). `result` is that run's `Result`
+    (typed loosely: the API's class sits above this leaf); `__cause__` is the exception."""
+
+    exit_code = Exit.INCOMPLETE
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 SIGNAL_EXITS: dict[int, Exit] = {

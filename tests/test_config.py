@@ -282,6 +282,13 @@ def test_out_of_range_value_is_an_error(tmp_path: Path) -> None:
         run(path, profile="p")
 
 
+def test_a_nan_in_a_profile_is_an_error(tmp_path: Path) -> None:
+    """TOML can write nan, and NaN passes every comparison with a bound."""
+    path = write(tmp_path / "c.toml", "[profiles.p]\ntimeout = nan\n")
+    with pytest.raises(ConfigError, match="timeout must be a number, not NaN"):
+        run(path, profile="p")
+
+
 def test_grouping_buffer_below_one_megabyte_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", "[profiles.p]\nbuffer_mb = 0\n")
     with pytest.raises(ConfigError, match="buffer_mb must be at least 1"):

@@ -88,7 +88,7 @@ def test_the_pure_stages_import_no_io(stage: str) -> None:
 def test_the_package_root_holds_only_the_shared_and_public_modules() -> None:
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == {
-        "__init__.py", "__main__.py", "api.py", "run.py", "feed.py", "errors.py", "contract.py",
-        "loopback.py", "text.py", "spark.py", "dask.py",
+        "__init__.py", "__main__.py", "api.py", "arguments.py", "run.py", "feed.py", "errors.py",
+        "contract.py", "loopback.py", "text.py", "version.py", "spark.py", "dask.py",
     }  # fmt: skip
     assert re.search(r"^  run\.py ", DEVELOPMENT, flags=re.M)

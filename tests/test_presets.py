@@ -347,7 +347,7 @@ BAD_MAPPINGS = [
         3,
         "timestamps must be strict or lenient",
     ),
-    ("[fields]\nevent_name = \n", None, "not valid TOML: Invalid value (at line 2, column 14)"),
+    ("[fields]\nevent_name = \n", 2, "not valid TOML: Invalid value (column 14)"),
     ('[field]\nevent_name = "e"\n', 1, "unknown section 'field'"),
     ('[fields]\n"user_properties" = "traits"\n', 2, "needs a field name after it"),
     ('[merge]\nevents = "x"\n', 2, "only properties and user_properties take objects"),

@@ -25,12 +25,13 @@ from rich.progress import (
     TaskID,
     TextColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from revbridge_cli.cli.progress import Meter, counters, sending, unit
 from revbridge_cli.delivery.sender import Attempt
 from revbridge_cli.errors import OutputError
-from revbridge_cli.report.summary import Summary, render_plain, render_table
+from revbridge_cli.report.summary import Summary, render_plain
 from revbridge_cli.text import clean, scrub
 
 PLAIN_INTERVAL_SECONDS = 5.0
@@ -363,3 +364,19 @@ def make_reporter(quiet: bool = False, log_file: str | None = None) -> Reporters
     if log_file:
         return Reporters(screen, LogFileReporter(log_file))
     return Reporters(screen)
+
+
+def render_table(summary: Summary) -> Table:
+    title = (
+        "revbridge validate"
+        if not summary.sent
+        else ("revbridge send (dry run)" if summary.dry_run else "revbridge send")
+    )
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    for reason, n in summary.reasons.most_common(10):
+        table.add_row(f"  {reason}", f"{n:,}", style="yellow")
+    return table

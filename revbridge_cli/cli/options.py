@@ -6,15 +6,13 @@ differ from one command to the next; options only `send` has stay beside it in `
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 import typer
 
 from revbridge_cli.errors import UsageError
 from revbridge_cli.input.formats import FORMATS
-from revbridge_cli.shape import mapfile
-from revbridge_cli.shape.mapping import Mapping
+from revbridge_cli.shape.mapfile import load_mapping as load_mapping  # its home: no Typer
 
 # send and validate: what to read, and what to do with what is set aside
 
@@ -131,31 +129,12 @@ LogFile = Annotated[
 JsonOut = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary text.")]
-
-
-def load_mapping(
-    map_file: str | None, preset: str | None, rename: list[str] | None, unmapped: str | None
-) -> Mapping | None:
-    """The one mapping the options ask for, checked whole before any record is read."""
-    if map_file and preset:
-        raise UsageError(
-            "--map and --preset cannot be combined: copy the preset into your file "
-            f"(revbridge mapping show {preset} > mapping.toml) and adjust it there"
-        )
-    if unmapped not in (None, "keep", "drop"):
-        raise UsageError(f"--unmapped must be keep or drop, not {unmapped!r}")
-    base = mapfile.load_file(map_file) if map_file else None
-    if preset:
-        base = mapfile.load_preset(preset)
-    mapping = mapfile.renames(rename, base) if rename else base
-    if mapping is None:
-        if unmapped:
-            raise UsageError("--unmapped needs a mapping: --map, --preset or --rename")
-        return None
-    if unmapped:
-        mapping = dataclasses.replace(mapping, keep_unmapped=unmapped == "keep")
-    return mapping
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress and no ordinary summary lines: only warnings and errors."
+    ),
+]
 
 
 def check_timestamps(value: str | None) -> str | None:

@@ -108,14 +108,28 @@ def run_send(settings: SendSettings, *, json_out: bool, quiet: bool, sandbox: bo
         raise
     code = Exit(summary.exit_code)
     reporter = reporters
-    if quiet:  # the log file still gets its summary
+    if quiet:  # the log file still gets its summary; the screen what is not ordinary
         reporter = Reporters(*(r for r in reporters.reporters if isinstance(r, LogFileReporter)))
+        for line in quiet_lines(summary):
+            sys.stderr.write(line + "\n")
     reporter.summary(summary)
     reporters.close()
     if json_out:  # after the display is gone, so the two never mix on one terminal
         shown = clean_json({**summary.to_json(), "exit_code": int(code)})
         sys.stdout.write(orjson.dumps(shown).decode() + "\n")
     return code
+
+
+def quiet_lines(summary: Summary) -> list[str]:
+    """What --quiet keeps of the summary: every warning and error (input stopped early, a
+    fatal stop, events without a timestamp...), as the full summary words them, and the
+    rows set aside, since cron mails what a job prints and not its exit code."""
+    lines = [f"warning: {w}" for w in summary.warnings()]
+    if summary.rejected_rows and summary.rejected_file:
+        n = summary.rejected_rows
+        rows = f"{n:,} row set aside" if n == 1 else f"{n:,} rows set aside"
+        lines.append(f"warning: {rows}: see {summary.rejected_file}")
+    return lines
 
 
 def execute(run: Run, json_out: bool = False) -> Summary:

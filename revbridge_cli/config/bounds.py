@@ -25,6 +25,8 @@ class Bound:
 
     def problem(self, value: float) -> str | None:
         """Why `value` is out of range (to follow the option's name), or None if it is fine."""
+        if value != value:  # NaN (a TOML profile can hold one) passes every comparison below
+            return "must be a number, not NaN"
         if value < self.low:
             return f"must be at least {_show(self.low)}"
         if self.high is not None and value > self.high:

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from enum import Enum
 from typing import Any
 
-from revbridge_cli import __version__
 from revbridge_cli.config.settings import SendSettings
 from revbridge_cli.delivery.http_client import open_client
 from revbridge_cli.delivery.limit import AdaptiveLimit
 from revbridge_cli.delivery.sender import Attempt, Outcome, Sender
 from revbridge_cli.pack.batch import Batch
+from revbridge_cli.version import __version__
 
 QUEUE_DEPTH = 2  # batches waiting per lane: enough to keep the wire busy, little memory
 

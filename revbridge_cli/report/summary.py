@@ -1,4 +1,5 @@
-"""The run's counters and how they read: a plain text block, a rich table, or JSON.
+"""The run's counters and how they read: a plain text block, or JSON. The terminal's table
+is drawn in cli/console.py, so the library loads no rendering package.
 
 The JSON form (`--json`) is versioned (`schema_version`); each count has one meaning on every
 kind of run: `requests` are HTTP requests made, retries included (none on a dry run or a
@@ -12,8 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from rich.table import Table
 
 JSON_SCHEMA_VERSION = 1
 
@@ -226,19 +225,3 @@ def render_plain(summary: Summary) -> str:
         lines += [f"  {example}" for example in summary.examples]
     lines += [f"warning: {w}" for w in summary.warnings()]
     return "\n".join(lines)
-
-
-def render_table(summary: Summary) -> Table:
-    title = (
-        "revbridge validate"
-        if not summary.sent
-        else ("revbridge send (dry run)" if summary.dry_run else "revbridge send")
-    )
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for label, value in summary.rows():
-        table.add_row(label, value)
-    for reason, n in summary.reasons.most_common(10):
-        table.add_row(f"  {reason}", f"{n:,}", style="yellow")
-    return table

@@ -1,0 +1,124 @@
+"""Imports point one way: the pure stages at the bottom, the run above them, the Python API
+above the run, the command line on top; the sandbox stands apart. A module may import its
+own layer or one below, never one above, so the library never loads the CLI (Typer, Rich,
+Click) and no cycle can form across layers.
+
+The layers are read from the source with `ast`: every import counts, top level or inside a
+function, since a deferred import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "revbridge_cli"
+
+# Longest prefix wins. shape/timestamps.py is a pure leaf (it imports the contract only) that
+# both the Parquet reader and the shaper read: it sits below both. config/ is where options
+# come from (bounds, credentials, profiles); its settings module assembles the run's options
+# from every stage's, so it belongs with the run.
+LAYERS: dict[str, int] = {
+    "revbridge_cli.errors": 0,
+    "revbridge_cli.contract": 0,
+    "revbridge_cli.loopback": 0,
+    "revbridge_cli.version": 0,
+    "revbridge_cli.config": 0,
+    "revbridge_cli.shape.timestamps": 0,
+    "revbridge_cli.input": 1,
+    "revbridge_cli.shape": 2,
+    "revbridge_cli.pack": 3,
+    "revbridge_cli.config.settings": 4,
+    "revbridge_cli.delivery": 4,
+    "revbridge_cli.state": 4,
+    "revbridge_cli.report": 4,
+    "revbridge_cli.feed": 4,
+    "revbridge_cli.run": 4,
+    "revbridge_cli": 5,  # the package root re-exports the API
+    "revbridge_cli.api": 5,
+    "revbridge_cli.arguments": 5,
+    "revbridge_cli.engines": 6,
+    "revbridge_cli.spark": 6,
+    "revbridge_cli.dask": 6,
+    "revbridge_cli.cli": 7,
+    "revbridge_cli.__main__": 7,
+}
+SANDBOX = "revbridge_cli.sandbox"
+SANDBOX_MAY_IMPORT = {"revbridge_cli.contract", "revbridge_cli.loopback", "revbridge_cli.errors"}
+CLI_ONLY = ("typer", "rich", "click")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    base = PACKAGE.parent.joinpath(*name.split("."))
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def _imports(path: Path) -> set[str]:
+    """The package's modules this file imports (`from revbridge_cli import contract` is the
+    module contract; `from revbridge_cli import __version__` is the package root)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                names.add(sub if _is_module(sub) else node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n == "revbridge_cli" or n.startswith("revbridge_cli.")}
+
+
+def _layer(name: str) -> int | None:
+    if name == SANDBOX or name.startswith(SANDBOX + "."):
+        return None
+    prefixes = [p for p in LAYERS if name == p or name.startswith(p + ".")]
+    assert prefixes, f"{name} is in no layer: add it to LAYERS"
+    return LAYERS[max(prefixes, key=len)]
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))
+def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
+    name = _module_name(path)
+    own = _layer(name)
+    for target in sorted(_imports(path)):
+        if own is None:  # the sandbox: itself and the shared rules only
+            assert target.startswith(SANDBOX) or target in SANDBOX_MAY_IMPORT, (
+                f"{name} imports {target}"
+            )
+            continue
+        layer = _layer(target)
+        if layer is None:
+            assert own == LAYERS["revbridge_cli.cli"], f"{name} imports the sandbox ({target})"
+            continue
+        assert layer <= own, f"{name} (layer {own}) imports {target} (layer {layer})"
+
+
+def test_the_layers_name_every_module() -> None:
+    """A new module or package is placed on purpose, not by a default."""
+    for path in MODULES:
+        _layer(_module_name(path))
+
+
+@pytest.mark.e2e
+def test_importing_the_library_loads_no_cli_package() -> None:
+    """`import revbridge_cli` in a notebook or a Spark executor costs what the library needs:
+    neither Typer nor Rich nor Click (the CLI's), checked in a fresh interpreter."""
+    code = (
+        "import sys, revbridge_cli, revbridge_cli.engines\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {CLI_ONLY!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
