@@ -29,11 +29,12 @@ from revbridge_cli.shape.mapping import (
 from revbridge_cli.shape.timestamps import UNITS, known_zone
 
 PRESETS = ("segment", "amplitude", "mixpanel", "posthog", "ga4")
-_TOP = ("options", "fields", "merge", "set_aside")
+_TOP = ("options", "fields", "merge", "set_aside", "profile_update")
 _OPTIONS = ("unmapped", "timestamps", "drop_nulls", "json")
 _FIELD_KEYS = ("from", "value", "type", "unit", "format", "zone", "unless_prefix")
 _MERGE_KEYS = ("from", "exclude", "type")
 _SET_ASIDE_KEYS = ("field", "in", "missing", "message")
+_PROFILE_KEYS = ("field", "in")
 _PRODUCT_KEYS = ("product", "missing")
 _PRODUCT_TYPES = (None, "number", "integer", "string")
 _TARGET_HEADS = ("identifiers", "user_properties", "properties")
@@ -87,6 +88,7 @@ def renames(pairs: list[str], base: Mapping | None = None) -> Mapping:
         base.json_fields,
         base.timestamps,
         base.drop_nulls,
+        base.profile_updates,
     )
 
 
@@ -214,6 +216,10 @@ def parse(text: str, name: str) -> Mapping:
     if not isinstance(rules, list):
         raise r.fail("set_aside must be an array of tables ([[set_aside]])", "set_aside")
     set_aside = tuple(_set_aside(r, rule) for rule in rules)
+    updates = doc.get("profile_update", [])
+    if not isinstance(updates, list):
+        raise r.fail("profile_update must be an array of tables ([[profile_update]])")
+    profile_updates = tuple(_profile_update(r, rule) for rule in updates)
     if not fields and not merges and unmapped == "drop":
         raise r.fail("maps no field and drops the rest: every record would be empty")
     return Mapping(
@@ -225,6 +231,7 @@ def parse(text: str, name: str) -> Mapping:
         json_fields,
         stamps,
         drop_nulls,
+        profile_updates,
     )
 
 
@@ -299,3 +306,14 @@ def _set_aside(r: _Reader, rule: Any) -> SetAside:
     if not isinstance(values, list) or not isinstance(missing, bool) or not (values or missing):
         raise r.fail("set_aside: give `in` (a list of values) or `missing = true`", path)
     return SetAside(path, tuple(values), missing, message)
+
+
+def _profile_update(r: _Reader, rule: Any) -> SetAside:
+    """Records matched by one field's value that are profile updates, not events."""
+    rule = r.table(rule, "profile_update", _PROFILE_KEYS)
+    path, values = rule.get("field"), rule.get("in")
+    if not isinstance(path, str) or not _NAME.fullmatch(path):
+        raise r.fail("profile_update: `field` (a source field name) is required")
+    if not isinstance(values, list) or not values:
+        raise r.fail("profile_update: `in` (a list of values) is required", path)
+    return SetAside(path, tuple(values))
