@@ -11,7 +11,8 @@ on a user object that has one, merged last-write-wins at its own place in input 
 
 A person is matched as the identity graph would link them: a user object that shares a
 primary identifier value of the same kind (`user_id`, `email`, `phone_number`, `anon_id`),
-unless both hold a `user_id` and they differ (two user_ids are never one profile).
+directly or through other user objects of the run, unless both hold a `user_id` and they
+differ (two user_ids are never one profile).
 
 Nothing is indexed until the first update is seen: a run of plain events pays nothing here
 (the feed calls in only once there is an update). From then on each new event key is indexed
@@ -106,19 +107,28 @@ class Carrier:
             self._where.setdefault(pair, []).append(key)
 
     def _candidates(self, update: ProfileUpdate) -> list[bytes]:
-        """Event keys of the update's person, each once, in the order they were first seen."""
-        found: dict[bytes, None] = {}
-        for pair in pairs(update.identifiers):
-            for key in self._where.get(pair, ()):
-                if key not in found:
-                    found[key] = None
+        """Event keys of the update's person, each once, in the order they were found: linked
+        to it by shared identifier values, transitively (as the graph links them), so that
+        every open object of the person gets the update and the order in which the lanes
+        deliver them cannot undo it. A key with another user_id is no link."""
         ids = update.identifiers
-        out = []
-        for key in found:
-            values = dict(zip(contract.PRIMARY_IDENTIFIERS, orjson.loads(key), strict=True))
-            if not _conflict(ids, values):
-                out.append(key)
-        return out
+        found: dict[bytes, None] = {}
+        todo = pairs(ids)
+        seen = set(todo)
+        while todo:
+            pair = todo.pop()
+            for key in self._where.get(pair, ()):
+                if key in found:
+                    continue
+                values = dict(zip(contract.PRIMARY_IDENTIFIERS, orjson.loads(key), strict=True))
+                if _conflict(ids, values):
+                    continue
+                found[key] = None
+                for more in pairs(values):
+                    if more not in seen:
+                        seen.add(more)
+                        todo.append(more)
+        return list(found)
 
     def _forget(self, seq: int, update: ProfileUpdate) -> None:
         del self._pending[seq]
