@@ -163,3 +163,15 @@ def test_an_update_joins_every_open_object_of_its_person() -> None:
     users = sent_users(packer)
     assert [u["user_properties"] for u in users] == [{"plan": "pro"}, {"plan": "pro"}]
     assert carrier.carried == 1
+
+
+def test_profile_event_in_a_profile_is_a_name_not_a_path() -> None:
+    """Profile strings are paths taken relative to the config file, except the names:
+    `profile_event` and `timestamps` (whose "lenient" became /etc/revbridge/lenient)."""
+    from pathlib import Path
+
+    from revbridge_cli.config.profiles import check_profile
+
+    table = {"profile_event": "identify", "timestamps": "lenient", "state": "run.state"}
+    checked = check_profile(table, "p", Path("/etc/revbridge"), {})
+    assert checked == {**table, "state": "/etc/revbridge/run.state"}
