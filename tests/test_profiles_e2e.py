@@ -321,3 +321,33 @@ def test_with_state_a_held_update_waits_for_the_next_cron_run(
     code, summary, err = _finish(_start(sandbox, tmp_path, data))  # nothing new: nothing sent
     assert code == 0, err
     assert summary["profile_updates_read"] == 0 and summary["requests"] == 0
+
+
+def test_with_state_a_stop_leaves_the_waiting_update_for_the_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    data = tmp_path / "log.ndjson"
+    write_ndjson(data, [{"user_id": "late", "user_properties": {"plan": "pro"}}, *_events(1, 120)])
+    sandbox.set_faults(latency=0.1)
+    proc = _start(sandbox, tmp_path, data, "--concurrency", "1", "--max-users", "4")
+    while len(sandbox.requests()) < 2:  # a condition, polled; no deadline of its own
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    code, summary, err = _finish(proc)
+    assert code == 130, err
+    assert summary["unaccounted_events"] == 0 and summary["unaccounted_profile_updates"] == 0
+    # a stop before the read ended: pending; after it: held in the state. Either way unsettled
+    assert summary["profile_updates_pending"] + summary["profile_updates_held"] == 1
+    assert summary["rejected_rows"] == 0
+
+    sandbox.set_faults(latency=0.0)
+    with data.open("ab") as f:
+        f.write(orjson.dumps({"user_id": "late", "event_name": "login"}) + b"\n")
+    code, summary, err = _finish(_start(sandbox, tmp_path, data))
+    assert code == 0, err
+    assert summary["profile_updates_read"] == 1 and summary["profile_updates_carried"] == 1
+    assert by_user(sandbox)["late"] == {"plan": "pro"}
+    assert sorted(e["properties"]["seq"] for e in sandbox.events() if "seq" in e["properties"]) == [
+        *range(1, 121)
+    ]
