@@ -175,3 +175,19 @@ def test_profile_event_in_a_profile_is_a_name_not_a_path() -> None:
     table = {"profile_event": "identify", "timestamps": "lenient", "state": "run.state"}
     checked = check_profile(table, "p", Path("/etc/revbridge"), {})
     assert checked == {**table, "state": "/etc/revbridge/run.state"}
+
+
+def test_held_updates_do_not_make_a_run_incomplete_but_anything_else_in_the_file_does() -> None:
+    """The exit code's rule (docs/profiles.md, "Exit code"): 0 when every event arrived and
+    every update was carried, held or sent as an event; 1 for a fault, as before."""
+    from revbridge_cli.report.summary import Summary
+
+    held = Summary(profile_updates_read=2, profile_updates_carried=1, profile_updates_held=1,
+                   rejected_rows=1, rejected_rows_held=1)  # fmt: skip
+    assert held.complete and held.unaccounted_profile_updates == 0
+    assert held.to_json()["unaccounted_profile_updates"] == 0
+    assert any("--profile-event identify" in w for w in held.warnings())
+    faulty = Summary(rejected_rows=2, rejected_rows_held=1, records_invalid=1)
+    assert not faulty.complete
+    lost = Summary(profile_updates_read=1)
+    assert lost.unaccounted_profile_updates == 1 and any("bug" in w for w in lost.warnings())
