@@ -16,7 +16,9 @@ differ (two user_ids are never one profile).
 
 Nothing is indexed until the first update is seen: a run of plain events pays nothing here
 (the feed calls in only once there is an update). From then on each new event key is indexed
-by its identifier values, once.
+by its identifier values, once; only open objects can take an update, so once the index holds
+four times the keys the packer still has open, it is rebuilt from those: its memory stays within
+the grouping buffer's, not the run's distinct users.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from revbridge_cli.shape.parts import UserPart
 from revbridge_cli.shape.profile import ProfileUpdate, pairs
 
 Pair = tuple[str, Any]
+_MIN_INDEX = 4096  # keys indexed before the first rebuild: a small run never rebuilds
 
 
 def _conflict(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -49,6 +52,7 @@ class Carrier:
         self._keys: set[bytes] = set()  # event keys indexed so far
         self._where: dict[Pair, list[bytes]] = {}  # identifier value -> event keys
         self._seq = 0
+        self._rebuild_at = _MIN_INDEX
         self.active = False  # an update was seen: events must come through `event`
         self.carried = 0  # updates merged into a user object
 
@@ -56,8 +60,7 @@ class Carrier:
         """Take one update; how many open user objects it was merged into (0: it waits)."""
         if not self.active:
             self.active = True
-            for key in list(self._packer.open_keys()):
-                self._index(key)
+            self._rebuild()
         merged = 0
         for key in self._candidates(update):
             merged += self._packer.absorb(key, update)
@@ -74,12 +77,22 @@ class Carrier:
         """An event part just went into the packer: index its key, and merge into its open
         object every waiting update of its person, ahead of the event's own values."""
         key = part.key
+        found = None
         if key not in self._keys:
-            self._index(key)
+            self._keys.add(key)
+            where = self._where
+            found = pairs(part.identifiers)
+            for pair in found:
+                where.setdefault(pair, []).append(key)
+            if len(self._keys) > self._rebuild_at:
+                self._rebuild()
         if not self._pending:
             return
         waiting = self._waiting
-        seqs = {s for p in pairs(part.identifiers) for s in waiting.get(p, ())}
+        found = pairs(part.identifiers) if found is None else found
+        seqs = {s for p in found for s in waiting.get(p, ())}
+        if not seqs:
+            return
         # Latest first, each merged ahead of what is there: earlier updates lose to later ones.
         for seq in sorted(seqs, reverse=True):
             update = self._pending.get(seq)
@@ -100,11 +113,15 @@ class Carrier:
     def waiting(self) -> int:
         return len(self._pending)
 
-    def _index(self, key: bytes) -> None:
-        self._keys.add(key)
-        values = orjson.loads(key)
-        for pair in pairs(dict(zip(contract.PRIMARY_IDENTIFIERS, values, strict=True))):
-            self._where.setdefault(pair, []).append(key)
+    def _rebuild(self) -> None:
+        """The index of the keys the packer has open, and no other."""
+        self._keys, self._where = set(), {}
+        for key in list(self._packer.open_keys()):
+            self._keys.add(key)
+            values = orjson.loads(key)
+            for pair in pairs(dict(zip(contract.PRIMARY_IDENTIFIERS, values, strict=True))):
+                self._where.setdefault(pair, []).append(key)
+        self._rebuild_at = max(_MIN_INDEX, 4 * len(self._keys))
 
     def _candidates(self, update: ProfileUpdate) -> list[bytes]:
         """Event keys of the update's person, each once, in the order they were found: linked

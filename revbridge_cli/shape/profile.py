@@ -29,7 +29,8 @@ _ONCE_OPS = ("$setOnce", "$set_once")
 _OTHER_OPS = frozenset(
     ("$add", "$append", "$prepend", "$unset", "$remove", "$preInsert", "$postInsert", "$clearAll")
 )
-_PROBE = ({"event_name": "profile update"},)  # lets the contract check the rest of the user
+_PROBE = ({"event_name": "profile update"},)
+_PRIMARY = contract.PRIMARY_IDENTIFIERS  # lets the contract check the rest of the user
 
 
 @dataclass(slots=True)
@@ -130,10 +131,14 @@ def fold(current: dict[str, Any] | None, update: ProfileUpdate, before: bool = F
 
 
 def pairs(identifiers: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The primary identifier values a person is matched by, as (kind, value)."""
-    out = []
-    for name in contract.PRIMARY_IDENTIFIERS:
+    """The primary identifier values a person is matched by, as (kind, value). Called once per
+    event while updates are carried, so strings, the common case, are taken first."""
+    out: list[tuple[str, Any]] = []
+    for name in _PRIMARY:
         value = identifiers.get(name)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+        if value.__class__ is str:
+            if value:
+                out.append((name, value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out.append((name, value))
     return out
