@@ -17,7 +17,7 @@ differ (two user_ids are never one profile).
 Nothing is indexed until the first update is seen: a run of plain events pays nothing here
 (the feed calls in only once there is an update). From then on each new event key is indexed
 by its identifier values, once; only open objects can take an update, so once the index holds
-four times the keys the packer still has open, it is rebuilt from those: its memory stays within
+twice the keys the packer still has open, it is rebuilt from those: its memory stays within
 the grouping buffer's, not the run's distinct users.
 """
 
@@ -121,7 +121,7 @@ class Carrier:
             values = orjson.loads(key)
             for pair in pairs(dict(zip(contract.PRIMARY_IDENTIFIERS, values, strict=True))):
                 self._where.setdefault(pair, []).append(key)
-        self._rebuild_at = max(_MIN_INDEX, 4 * len(self._keys))
+        self._rebuild_at = max(_MIN_INDEX, 2 * len(self._keys))
 
     def _candidates(self, update: ProfileUpdate) -> list[bytes]:
         """Event keys of the update's person, each once, in the order they were found: linked
