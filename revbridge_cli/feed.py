@@ -34,6 +34,7 @@ from revbridge_cli.input import reader
 from revbridge_cli.input.iterable import IterableSource
 from revbridge_cli.input.streams import ReadGate, ReadInterrupted
 from revbridge_cli.pack.batch import Batch
+from revbridge_cli.pack.carry import Carrier
 from revbridge_cli.pack.packer import Packed, Packer
 from revbridge_cli.report import notices
 from revbridge_cli.report.books import Books
@@ -42,7 +43,15 @@ from revbridge_cli.report.file_counts import FileCounts
 from revbridge_cli.report.reporter import Reporter
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.shape.event_ids import stamp
-from revbridge_cli.shape.parts import Invalid, Origin, UserPart, fast_flat_event, shape
+from revbridge_cli.shape.parts import (
+    Invalid,
+    Origin,
+    ProfileUpdate,
+    UserPart,
+    fast_flat_event,
+    shape,
+    user_key,
+)
 from revbridge_cli.state.resume import Durable, FilePlan
 from revbridge_cli.state.settlement import Tracker
 
@@ -116,6 +125,7 @@ class Feed:
         self._limit_left = settings.limit  # --limit: records this run may still read
         self._size = 0  # of the input being read, added to the progress at its end
         self.users = DistinctUsers()  # distinct users among the parts packed (distinct.py)
+        self.carrier = Carrier(packer)  # profile updates waiting for their person's events
 
     async def read_all(self) -> RefusedInput | None:
         """Every input in turn, to a stop or `--limit`. A refused stdin ends reading and is
@@ -167,7 +177,7 @@ class Feed:
         general = s.shape.general_only or s.event_id_property or s.window
         fast = None if general else fast_flat_event
         limit = self._limit_left
-        add = packer.add
+        add = packer.add if not self.carrier.active else self._carry_add
         users = self.users
         seen = users.seen.add
         records: reader.Reader | IterableSource
@@ -210,6 +220,8 @@ class Feed:
                         await self._packed(packed, origin, tracker)
                 else:
                     await self._shape_and_pack(record, origin, part, in_doubt)
+                    if self.carrier.active:  # from the first update on, events index here
+                        add = self._carry_add
                 if not read & (_YIELD_EVERY - 1):
                     summary.records_read += read
                     summary.events_without_timestamp += untimed
@@ -275,6 +287,12 @@ class Feed:
                 if isinstance(item, Invalid):
                     books.set_aside(item, origin)
                     continue
+                if isinstance(item, ProfileUpdate):
+                    summary.profile_updates_read += 1
+                    merged = self.carrier.update(item)
+                    if tracker:  # held by each object it joined, or by the carrier
+                        tracker.add_refs(origin, merged or 1)
+                    continue
                 if window is not None:
                     kept, left_out, untimed = window.select(item)
                     summary.events_read += left_out
@@ -292,6 +310,8 @@ class Feed:
                 if in_doubt is not None and record.line in in_doubt:  # counted once settled
                     durable.resending(origin, len(item.events))  # type: ignore[union-attr]
                 packed = packer.add(item)
+                if self.carrier.active:
+                    self.carrier.event(item)
                 if packed is None:
                     if tracker:
                         tracker.add_refs(origin, 1)
@@ -305,6 +325,49 @@ class Feed:
                 summary.records_outside_window += 1
         if tracker:
             tracker.release(origin)
+
+    def _carry_add(self, part: UserPart) -> Packed | None:
+        """The fast lane's `add` once the run has seen a profile update (pack/carry.py)."""
+        packed = self._packer.add(part)
+        self.carrier.event(part)
+        return packed
+
+    async def finish_updates(self) -> None:
+        """The updates no event took, once reading is over: sent as events with
+        --profile-event (after a whole read only), kept unsettled in the state with --state
+        (the next run reads them again, so one of its events can carry them), otherwise
+        held rows in the rejected file. Before the packer's flush."""
+        summary, tracker = self._summary, self._durable.tracker if self._durable else None
+        left = self.carrier.left_over()
+        summary.profile_updates_carried = self.carrier.carried
+        name = self._settings.profile_event
+        for update in left:
+            if name and not self._control.stopping:  # the carrier's ref goes with the event
+                summary.profile_updates_as_events += 1
+                await self._send_as_event(update, name)
+            elif tracker is None:
+                self._books.hold(update)
+            elif self._control.stopping:  # its record stays unsettled: read again next run
+                summary.profile_updates_pending += 1
+            else:
+                summary.profile_updates_held += 1
+
+    async def _send_as_event(self, update: ProfileUpdate, name: str) -> None:
+        user = update.as_event(name)
+        part = UserPart(
+            user_key(update.identifiers),
+            user["identifiers"],
+            user["user_properties"],
+            user["events"],
+            update.origin,
+            0 if update.timestamp else 1,
+        )
+        self._summary.events_read += 1
+        self._summary.events_without_timestamp += part.untimed
+        self.users.seen.add(hash(part.key))
+        packed = self._packer.add(part)
+        if packed is not None:
+            await self._packed(packed, None, None)
 
     async def _packed(self, packed: Packed, origin: Origin | None, tracker: Tracker | None) -> None:
         """What a packer call closed: set-asides to the file, batches to their lanes. With a

@@ -177,6 +177,7 @@ class Run:
         refused = await feed.read_all()
         if refused is not None:
             self._error, self.summary.fatal = refused, str(refused)
+        await feed.finish_updates()  # left-over profile updates: before the last batches
         for batch in self.packer.flush(merge=self.control.probing):
             await self._dispatch(batch)
 

@@ -26,8 +26,11 @@ def send(sb: Sandbox, tmp_path: Path, *args: str) -> tuple[Any, dict[str, Any], 
     result, summary = cli_json("send", *args, "--rejected", str(rejected), sb=sb, cwd=tmp_path)
     assert "Traceback" not in result.stderr, result.stderr
     rows = read_ndjson(rejected) if rejected.exists() else []
-    # the books balance: every record read was accepted or is a row of the rejected file
-    assert summary["records_read"] == summary["events_accepted"] + len(rows), summary
+    # the books balance: every record read was accepted, carried on one that was (a profile
+    # update), or is a row of the rejected file
+    carried = summary["profile_updates_carried"]
+    assert summary["records_read"] == summary["events_accepted"] + carried + len(rows), summary
+    assert summary["unaccounted_profile_updates"] == 0, summary
     return result, summary, rows
 
 
@@ -63,11 +66,11 @@ def test_preset_segment(sandbox: Sandbox, tmp_path: Path) -> None:
     }
     # traits are the profile; the email is the identifier, not repeated as a property
     assert profile(sandbox, "u1", "u1@example.com", None, "a1") == {"plan": "pro"}
-    assert [(r["source"].rsplit(":", 1)[1], r["user"]) for r in rows] == [("5", None), ("6", None)]
-    assert rows[0]["message"].startswith("a Segment identify call carries no event")
-    assert rows[0]["row"]["type"] == "identify"  # the source record, for the fix loop
-    assert rows[1]["message"].startswith("at least one identifier is required")
-    assert "none of userId, anonymousId" in rows[1]["message"]
+    # the identify call (line 5) is a profile update, carried on u1's events
+    assert _summary["profile_updates_carried"] == 1 and _summary["profile_updates_held"] == 0
+    assert [(r["source"].rsplit(":", 1)[1], r["user"]) for r in rows] == [("6", None)]
+    assert rows[0]["message"].startswith("at least one identifier is required")
+    assert "none of userId, anonymousId" in rows[0]["message"]
 
 
 def test_preset_amplitude_reads_its_gzipped_export(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -201,7 +204,8 @@ def test_preset_posthog_json_lines_and_parquet(sandbox: Sandbox, tmp_path: Path)
     assert view["identifiers"] == {"user_id": "u1", "anon_id": "d1"}
     assert view["timestamp"] == "2024-01-01T12:00:00Z"
     assert view["properties"] == {"$current_url": "https://example.com/", "uuid": "0188-a"}
-    assert profile(sandbox, "u1", None, None, "d1") == {"plan": "pro"}
+    # $set_once is kept too, below any other value of its key (docs/profiles.md)
+    assert profile(sandbox, "u1", None, None, "d1") == {"plan": "pro", "first_seen": "2024-01-01"}
     signed = events["signed_up"]  # properties as JSON text
     assert signed["identifiers"] == {"user_id": "u2", "anon_id": "d2"}
     assert signed["timestamp"] == "2024-01-01T12:05:00.250Z"
@@ -463,7 +467,7 @@ def test_validate_show_prints_records_as_they_would_be_sent(tmp_path: Path) -> N
     last = cli("validate", "--show", "9", "--preset", "segment", data, "-q", "--rejected",
                str(tmp_path / "r3.ndjson"), cwd=tmp_path)  # fmt: skip
     lines = [orjson.loads(line) for line in last.stdout.splitlines()]
-    assert len(lines) == 7 and lines[4]["set_aside"].startswith("a Segment identify call")
+    assert len(lines) == 7 and lines[4]["profile_update"]["user_properties"] == {"plan": "pro"}
 
 
 def test_the_fix_loop_for_csv_and_parquet_rows(sandbox: Sandbox, tmp_path: Path) -> None:

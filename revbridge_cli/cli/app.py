@@ -31,6 +31,7 @@ from revbridge_cli.cli.options import (
     MapFile,
     Preset,
     Profile,
+    ProfileEvent,
     Quiet,
     Rejected,
     Rename,
@@ -212,6 +213,7 @@ def send(
     epoch_timestamps: EpochTimestamps = None,
     timestamps: Timestamps = None,
     drop_nulls: DropNulls = None,
+    profile_event: ProfileEvent = None,
     map_file: MapFile = None,
     preset: Preset = None,
     rename: Rename = None,
@@ -329,6 +331,7 @@ _SEND_FLAGS = frozenset(
         "epoch_timestamps",
         "timestamps",
         "drop_nulls",
+        "profile_event",
         "log_file",
         "event_id_property",
     )

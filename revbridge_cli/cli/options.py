@@ -65,6 +65,16 @@ Timestamps = Annotated[
         "all sent as ISO 8601 UTC.",
     ),
 ]
+ProfileEvent = Annotated[
+    str | None,
+    typer.Option(
+        "--profile-event",
+        metavar="NAME",
+        help="Send each profile update that no event of its person carried (an identify "
+        "call, say) as an event named NAME, instead of holding it in the rejected file. "
+        "[default: off]",
+    ),
+]
 DropNulls = Annotated[
     bool | None,
     typer.Option(

@@ -15,7 +15,7 @@ import orjson
 
 from revbridge_cli.config.settings import SendSettings
 from revbridge_cli.input import reader
-from revbridge_cli.shape.parts import Invalid, UserPart, shape
+from revbridge_cli.shape.parts import Invalid, ProfileUpdate, UserPart, shape
 
 
 def preview(settings: SendSettings, count: int) -> Iterator[str]:
@@ -28,7 +28,7 @@ def preview(settings: SendSettings, count: int) -> Iterator[str]:
         try:
             for record in reader.Reader(path, settings.fmt):
                 where = f"{record.source}:{record.line}"
-                items: list[UserPart | Invalid]
+                items: list[UserPart | ProfileUpdate | Invalid]
                 if record.error is not None:
                     items = [Invalid(record.error, raw=record.raw)]
                 else:
@@ -37,6 +37,8 @@ def preview(settings: SendSettings, count: int) -> Iterator[str]:
                     line: dict[str, object]
                     if isinstance(item, Invalid):
                         line = {"source": where, "set_aside": item.message}
+                    elif isinstance(item, ProfileUpdate):
+                        line = {"source": where, "profile_update": item.as_user()}
                     else:
                         line = {"source": where, "user": item.as_user()}
                     yield orjson.dumps(line).decode()

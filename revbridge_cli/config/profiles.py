@@ -38,11 +38,13 @@ OPTIONS: Final[Mapping[str, _Option]] = {
     "epoch_timestamps": _Option(bool),
     "timestamps": _Option(str),
     "drop_nulls": _Option(bool),
+    "profile_event": _Option(str),
     "state": _Option(str),
     "rejected": _Option(str),
     "log_file": _Option(str),
 }
 _PROFILE_KEYS: Final = (*CONNECTION_KEYS, *OPTIONS)
+_TEXT: Final = frozenset(("timestamps", "profile_event"))  # strings that are not paths
 _TYPE_NAMES: Final = {
     bool: "true or false",
     int: "an integer",
@@ -122,7 +124,7 @@ def check_profile(
         )
         if problem is not None:
             raise ConfigError(f"{where}: {key} {problem} (got {value})")
-        if kind is str and key in OPTIONS:
+        if kind is str and key in OPTIONS and key not in _TEXT:
             value = str(expand(str(value), env, config_dir))
         checked[key] = value
     if "api_key" in checked and "api_key_file" in checked:

@@ -41,6 +41,7 @@ class SendSettings:
     grace_seconds: float = 5.0
     log_file: str | None = None
     event_id_property: str | None = None  # stamp each event with a stable id (event_ids.py)
+    profile_event: str | None = None  # send left-over profile updates as events of this name
     window: Window | None = None  # --since/--until
     limit: int | None = None  # --limit: read at most this many records
 

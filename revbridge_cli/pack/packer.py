@@ -16,24 +16,17 @@ far fewer requests go out: the request count, not the bytes, is what server late
 
 from __future__ import annotations
 
-from array import array
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
 
 from revbridge_cli import contract
 from revbridge_cli.config import bounds as option_bounds
-from revbridge_cli.pack.batch import BODY_CLOSE, BODY_OPEN, Batch, Marks, Span, dumps
+from revbridge_cli.pack.batch import BODY_CLOSE, BODY_OPEN, Batch, Span, dumps
+from revbridge_cli.pack.held import BODY_FIXED, Lane, OpenUser, owned, user_size
 from revbridge_cli.shape.parts import Invalid, Origin, UserPart
-
-_IDS_OPEN = b'{"identifiers":'
-_PROPS_OPEN = b',"user_properties":'
-_EVENTS_OPEN = b',"events":['
-_USER_CLOSE = b"]}"
-_BODY_FIXED = len(BODY_OPEN) + len(BODY_CLOSE)
-_USER_FIXED = len(_IDS_OPEN) + len(_EVENTS_OPEN) + len(_USER_CLOSE)
+from revbridge_cli.shape.profile import ProfileUpdate, fold
 
 DEFAULT_BUFFER_BYTES = 160_000_000
 START_LANE_BYTES = 1_000_000  # about one full batch of small users: no grouping beyond it
@@ -42,81 +35,6 @@ START_LANE_BYTES = 1_000_000  # about one full batch of small users: no grouping
 # with tracemalloc on the benchmark's input, rounded up.
 _USER_COST = 320
 PIECE_COST = 60
-
-
-# A right-sized copy of bytes. orjson's output keeps a 4 KiB buffer whatever its length: fine
-# for bytes that die young, ruinous for the many thousands the grouping buffer holds.
-# (`%` formatting copies in half the time of `memoryview(...).tobytes()`, and as a bound C
-# method it costs no Python call.)
-_owned: Callable[[bytes], bytes] = b"%b".__mod__
-
-
-def _user_size(ids_len: int, props_bytes: bytes | None, events_size: int) -> int:
-    """Bytes of one serialized user object; `events_size` is its events joined by commas."""
-    props_part = 0 if props_bytes is None else len(_PROPS_OPEN) + len(props_bytes)
-    return _USER_FIXED + ids_len + props_part + events_size
-
-
-class _OpenUser:
-    """One user object still growing in its lane. Sizes are kept as it grows: this is the hot
-    path, and thousands of these wait in the grouping buffer, so they are lean: identifiers
-    and properties as their bytes only (decoded again on the rare merge), origins as the
-    record's own (file, line, offset) tuple, and a flat array of triples once there are more.
-
-    `events` holds the events' bytes joined by commas, in a bytearray that owns its memory
-    (see `_owned`); `size` is the whole user object's.
-    """
-
-    __slots__ = ("events", "ids_bytes", "key", "n_events", "origins", "props_bytes", "size")
-
-    def __init__(
-        self,
-        key: bytes,
-        ids_bytes: bytes,
-        props_bytes: bytes | None,
-        events: bytearray,
-        n_events: int,
-        origin: Origin,
-        size: int,
-    ) -> None:
-        self.key = key
-        self.ids_bytes = ids_bytes
-        self.props_bytes = props_bytes
-        self.events = events
-        self.n_events = n_events
-        self.origins: Marks = origin  # the part's own tuple: most users never get a second
-        self.size = size
-
-    def grew(self, origin: Origin) -> None:
-        """A further record joined: from now on its origins are kept flat, in an array."""
-        origins = self.origins
-        if isinstance(origins, tuple):
-            origins = self.origins = array("q", origins)
-        origins.extend(origin)
-
-    def write(self, parts: list[bytes | bytearray]) -> None:
-        """Append this user object's pieces to a body being built (joined once, at close)."""
-        parts += (_IDS_OPEN, self.ids_bytes)
-        if self.props_bytes is not None:
-            parts += (_PROPS_OPEN, self.props_bytes)
-        parts += (_EVENTS_OPEN, self.events, _USER_CLOSE)
-
-
-class _Lane:
-    """The users a lane holds back while more of their events may come: the grouping buffer.
-
-    `queue` is the send order, oldest user object first; `users` points at each user's object
-    that can still grow (a user too big for one request has older, sealed objects ahead of it
-    in the queue). `held` is the estimated memory of it all.
-    """
-
-    __slots__ = ("held", "number", "queue", "users")
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.users: dict[bytes, _OpenUser] = {}
-        self.queue: deque[_OpenUser] = deque()
-        self.held = 0
 
 
 @dataclass(slots=True)
@@ -129,7 +47,7 @@ class Packed:
 
 
 def _merged(
-    user: _OpenUser, part: UserPart, props_bytes: bytes | None
+    user: OpenUser, part: UserPart, props_bytes: bytes | None
 ) -> tuple[bytes, bytes | None]:
     """The identifiers' and user_properties' bytes of `user` once `part` is merged in, last
     write wins. Most parts repeat the identifiers exactly, which one comparison of bytes says."""
@@ -137,7 +55,7 @@ def _merged(
     if dumps(part.identifiers) != ids_bytes:
         merged = dumps({**orjson.loads(ids_bytes), **part.identifiers})
         if merged != ids_bytes:
-            ids_bytes = _owned(merged)
+            ids_bytes = owned(merged)
     pbytes = user.props_bytes
     if part.user_properties is not None:
         if pbytes is None:
@@ -145,7 +63,7 @@ def _merged(
         else:
             merged = dumps({**orjson.loads(pbytes), **part.user_properties})
             if merged != pbytes:
-                pbytes = _owned(merged)
+                pbytes = owned(merged)
     return ids_bytes, pbytes
 
 
@@ -172,11 +90,11 @@ class Packer:
         self.max_users = max_users
         self.max_bytes = max_bytes
         self._piece_cost = piece_cost  # more when something else keeps a record while held
-        self._user_cap = max_bytes - _BODY_FIXED  # the biggest user object a request can hold
+        self._user_cap = max_bytes - BODY_FIXED  # the biggest user object a request can hold
         self._most = max(1, buffer_bytes // lanes)  # a lane's budget may grow up to this
         self._budget = self._start = min(START_LANE_BYTES, self._most)
         self.peak_held = 0  # the most the lanes held together (estimated bytes), for the summary
-        self._lanes = [_Lane(n) for n in range(lanes)]
+        self._lanes = [Lane(n) for n in range(lanes)]
         self._seq = 0
 
     def add(self, part: UserPart) -> Packed | None:
@@ -193,15 +111,15 @@ class Packer:
             pieces = [dumps(e) for e in events]
             data = b",".join(pieces)
         props = part.user_properties
-        props_bytes = _owned(dumps(props)) if props is not None else None
+        props_bytes = owned(dumps(props)) if props is not None else None
         user = lane.users.get(key)
         # The common case first: the whole part fits in the user's object.
         if user is None:
-            ids_bytes = _owned(dumps(part.identifiers))
-            size = _user_size(len(ids_bytes), props_bytes, len(data))
+            ids_bytes = owned(dumps(part.identifiers))
+            size = user_size(len(ids_bytes), props_bytes, len(data))
             if size <= self._user_cap:
-                key = _owned(key)
-                user = _OpenUser(
+                key = owned(key)
+                user = OpenUser(
                     key, ids_bytes, props_bytes, bytearray(data), len(events), part.origin, size
                 )
                 lane.users[key] = user
@@ -210,7 +128,7 @@ class Packer:
                 return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
         else:
             ids_bytes, pbytes = _merged(user, part, props_bytes)
-            size = _user_size(len(ids_bytes), pbytes, len(user.events) + 1 + len(data))
+            size = user_size(len(ids_bytes), pbytes, len(user.events) + 1 + len(data))
             if size <= self._user_cap:
                 lane.held += size - user.size + self._piece_cost
                 user.ids_bytes, user.props_bytes = ids_bytes, pbytes
@@ -230,7 +148,7 @@ class Packer:
 
     def _add_events(
         self,
-        lane: _Lane,
+        lane: Lane,
         part: UserPart,
         events: list[bytes],
         start: int,
@@ -244,12 +162,12 @@ class Packer:
         """
         user = lane.users.get(part.key)
         if user is None:
-            ids_bytes, pbytes = _owned(dumps(part.identifiers)), props_bytes
+            ids_bytes, pbytes = owned(dumps(part.identifiers)), props_bytes
             count, events_size = 0, 0
         else:
             ids_bytes, pbytes = _merged(user, part, props_bytes)
             count, events_size = user.n_events, len(user.events)
-        fixed = _user_size(len(ids_bytes), pbytes, 0)
+        fixed = user_size(len(ids_bytes), pbytes, 0)
         room = self._user_cap - fixed - events_size
         taken = 0
         for data in events[start:]:
@@ -270,8 +188,8 @@ class Packer:
         size = fixed + events_size
         chunk = b",".join(events[start : start + taken])
         if user is None:
-            key = _owned(part.key)
-            user = _OpenUser(key, ids_bytes, pbytes, bytearray(chunk), taken, part.origin, size)
+            key = owned(part.key)
+            user = OpenUser(key, ids_bytes, pbytes, bytearray(chunk), taken, part.origin, size)
             lane.users[key] = user
             lane.queue.append(user)
             lane.held += size + _USER_COST + self._piece_cost
@@ -298,6 +216,31 @@ class Packer:
             user=user,
         )
 
+    def open_keys(self) -> Iterator[bytes]:
+        """The keys of the user objects that can still grow: the carrier's first look."""
+        for lane in self._lanes:
+            yield from lane.users
+
+    def absorb(self, key: bytes, update: ProfileUpdate, before: bool = False) -> bool:
+        """Merge a profile update into the user's open object, at its place in input order
+        (`profile.fold`); False if there is none or it would outgrow a request."""
+        lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
+        user = lane.users.get(key)
+        if user is None:
+            return False
+        ids_bytes = user.ids_bytes
+        ids = orjson.loads(ids_bytes)
+        ids = {**update.identifiers, **ids} if before else {**ids, **update.identifiers}
+        current = None if user.props_bytes is None else orjson.loads(user.props_bytes)
+        ids_bytes, props_bytes = owned(dumps(ids)), owned(dumps(fold(current, update, before)))
+        size = user_size(len(ids_bytes), props_bytes, len(user.events))
+        if size > self._user_cap:
+            return False
+        lane.held += size - user.size + self._piece_cost
+        user.ids_bytes, user.props_bytes, user.size = ids_bytes, props_bytes, size
+        user.grew(update.origin)  # its record is settled with the object's batch
+        return True
+
     def grow(self) -> bool:
         """Requests are the bottleneck (a lane's queue is full): hold more, so that each
         request carries more of each user. Quadruples every lane's budget, up to
@@ -318,7 +261,7 @@ class Packer:
         """The grouping buffer's budget now, all lanes together."""
         return self._budget * self.lanes
 
-    def _drain(self, lane: _Lane, out: Packed) -> Packed:
+    def _drain(self, lane: Lane, out: Packed) -> Packed:
         """Close batches from the lane's oldest users until it is back within its budget."""
         self._note_peak()
         while lane.held > self._budget and lane.queue:
@@ -329,11 +272,11 @@ class Packer:
         """Called where the lanes are at their fullest: a lane over budget, or the flush."""
         self.peak_held = max(self.peak_held, sum(lane.held for lane in self._lanes))
 
-    def _close(self, lane: _Lane, out: Packed) -> None:
+    def _close(self, lane: Lane, out: Packed) -> None:
         """One batch of the lane's oldest users, as many as both limits allow."""
         self._close_from([lane], lane.number, out)
 
-    def _close_from(self, lanes: list[_Lane], number: int, out: Packed) -> None:
+    def _close_from(self, lanes: list[Lane], number: int, out: Packed) -> None:
         """One batch of the oldest users of `lanes`, taken lane after lane, as many as both
         limits allow, for lane `number`. A sealed user object ends its batch, so that the
         user's next object goes in a later request: one user, one object a request, in order.

@@ -17,7 +17,16 @@ from revbridge_cli.pack.batch import Batch
 from revbridge_cli.report.ledger import Ledger
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.shape.parts import Invalid, Origin
+from revbridge_cli.shape.profile import ProfileUpdate
 from revbridge_cli.state.resume import Durable
+
+# One line, naming both fixes (docs/profiles.md); `reason_of` groups the rows by what comes
+# before " (".
+HELD_MESSAGE = (
+    "profile update held: no event of this person in the run to carry it (the API takes no "
+    "user without an event): send it again with the person's next events, or with "
+    "--profile-event identify to send it as an event"
+)
 
 
 class Books:
@@ -80,6 +89,14 @@ class Books:
         except OutputError as exc:
             if self.durable:  # its row is not in the file: the record stays for the next run
                 self.durable.tracker.add_refs(origin, 1)
+            self._fail(exc)
+
+    def hold(self, update: ProfileUpdate) -> None:
+        """A profile update no event of its person carried, as a resendable row."""
+        try:
+            self.ledger.hold(HELD_MESSAGE, update.as_user(), update.origin)
+        except OutputError as exc:  # counted where it was meant to be; the run ends with 74
+            self.summary.profile_updates_held += 1
             self._fail(exc)
 
     def close(self) -> None:

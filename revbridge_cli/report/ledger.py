@@ -118,6 +118,21 @@ class Ledger:
         self.summary.records_invalid += 1
         self._note_reason(invalid.message, origin)
 
+    def hold(self, message: str, user: dict[str, Any], origin: Origin) -> None:
+        """A profile update no event carried: a resendable row of kind `held`, counted apart
+        from the set-asides (it is not a fault: docs/profiles.md, "Exit code")."""
+        self.rejected.write(
+            row(
+                message,
+                kind="held",
+                source=self.source([origin]),
+                user=user,
+                origin=self.origin([origin]) if self.lineage else None,
+            )
+        )
+        self.summary.profile_updates_held += 1
+        self.summary.rejected_rows_held += 1
+
     def _note_reason(self, message: str, origin: Origin | None) -> None:
         self.summary.reasons[reason_of(message)] += 1
         if len(self.summary.examples) < _MAX_EXAMPLES:

@@ -35,7 +35,8 @@ def row(
     origin: str | None = None,
 ) -> dict[str, Any]:
     """One row. `kind` says who set it aside: `invalid` (our check, or unreadable input),
-    `rejected` (the server, by userIndex) or `undelivered` (never answered with a verdict).
+    `rejected` (the server, by userIndex), `undelivered` (never answered with a verdict) or
+    `held` (a profile update no event of its person carried: docs/profiles.md).
     `source` is where this run read it; `origin` where the very first run did, through any
     number of fix-and-resend rounds (the same as `source` the first time). `source_row` is the
     record as read when a mapping could not make a user of it: sent back with the same

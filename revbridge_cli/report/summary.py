@@ -63,6 +63,14 @@ class Summary:
     untimed_outside_window: int = 0  # of those, events without a timestamp
     records_outside_window: int = 0  # records none of whose events fell in the window
     events_without_timestamp: int = 0
+    # Profile updates (records with identifiers and properties, no event: docs/profiles.md):
+    # read = carried + held + sent as events (--profile-event) + pending (a stop, --state).
+    profile_updates_read: int = 0
+    profile_updates_carried: int = 0  # merged into a user object with events of the person
+    profile_updates_held: int = 0  # no event took them: rejected file (or the state) holds them
+    profile_updates_as_events: int = 0  # --profile-event: sent as events of that name
+    profile_updates_pending: int = 0  # with --state, after a stop: the next run reads them again
+    rejected_rows_held: int = 0  # rows of the rejected file that are held updates (not faults)
     elapsed_seconds: float = 0.0
     rejected_file: str | None = None
     rejected_rows: int = 0
@@ -100,9 +108,21 @@ class Summary:
         )
 
     @property
+    def unaccounted_profile_updates(self) -> int:
+        """Updates read that are neither carried, held, sent as events nor pending: always 0."""
+        return self.profile_updates_read - (
+            self.profile_updates_carried
+            + self.profile_updates_held
+            + self.profile_updates_as_events
+            + self.profile_updates_pending
+        )
+
+    @property
     def complete(self) -> bool:
+        """Every record arrived or was counted where it belongs. Held profile updates do not
+        make a run incomplete: they are no fault of the input (docs/profiles.md)."""
         return not (
-            self.rejected_rows
+            self.rejected_rows - self.rejected_rows_held
             or self.input_errors
             or self.interrupted
             or self.fatal
@@ -116,6 +136,7 @@ class Summary:
         data["events_per_second"] = round(self.events_per_second, 1)
         data["elapsed_seconds"] = round(self.elapsed_seconds, 3)
         data["unaccounted_events"] = self.unaccounted_events
+        data["unaccounted_profile_updates"] = self.unaccounted_profile_updates
         return data
 
     def rows(self) -> list[tuple[str, str]]:
@@ -160,6 +181,16 @@ class Summary:
                 ("would send user objects / events", f"{self.users_sent:,} / {self.events_sent:,}"),
                 ("would send requests / bytes", f"{self.batches:,} / {self.bytes_would_send:,}"),
             ]
+        if self.profile_updates_read:
+            out.append(
+                (
+                    "profile updates carried / held",
+                    f"{self.profile_updates_carried:,} / {self.profile_updates_held:,}",
+                )
+            )
+            if self.profile_updates_as_events:
+                as_events = f"{self.profile_updates_as_events:,}"
+                out.append(("profile updates sent as events", as_events))
         out.append(("elapsed", f"{self.elapsed_seconds:.1f} s"))
         sending = self.sent and not self.dry_run
         if self.events_per_second > 0:  # a rate of nothing accepted would only mislead
@@ -191,10 +222,21 @@ class Summary:
                 f"{self.events_unrecorded:,} events could not be written to the rejected file: "
                 "they were not accepted; send their records again once the disk has room"
             )
-        if self.unaccounted_events:
+        if self.profile_updates_held:
             out.append(
-                f"{self.unaccounted_events:,} events are not accounted for: this is a bug, "
-                "please report it"
+                f"{self.profile_updates_held:,} profile updates had no event of their person in "
+                "this run to ride on (the API takes no user without an event): "
+                + (
+                    "the state keeps them for the next run"
+                    if not self.rejected_rows_held
+                    else "they are in the rejected file; send them with the person's next "
+                    "events, or add --profile-event identify to send each as an event"
+                )
+            )
+        if self.unaccounted_events or self.unaccounted_profile_updates:
+            out.append(
+                f"{self.unaccounted_events:,} events and {self.unaccounted_profile_updates:,} "
+                "profile updates are not accounted for: this is a bug, please report it"
             )
         return out
 

@@ -31,11 +31,12 @@ from revbridge_cli.shape.timestamps import UNITS, known_zone
 from revbridge_cli.shape.toml_lines import Path, key_lines, line_of
 
 PRESETS = ("segment", "amplitude", "mixpanel", "posthog", "ga4")
-_TOP = ("options", "fields", "merge", "set_aside")
+_TOP = ("options", "fields", "merge", "set_aside", "profile_update")
 _OPTIONS = ("unmapped", "timestamps", "drop_nulls", "json")
 _FIELD_KEYS = ("from", "value", "type", "unit", "format", "zone", "unless_prefix")
 _MERGE_KEYS = ("from", "exclude", "type")
 _SET_ASIDE_KEYS = ("field", "in", "missing", "message")
+_PROFILE_KEYS = ("field", "in")
 _PRODUCT_KEYS = ("product", "missing")
 _PRODUCT_TYPES = (None, "number", "integer", "string")
 _TARGET_HEADS = ("identifiers", "user_properties", "properties")
@@ -122,6 +123,7 @@ def renames(pairs: list[str], base: Mapping | None = None) -> Mapping:
         base.json_fields,
         base.timestamps,
         base.drop_nulls,
+        base.profile_updates,
     )
 
 
@@ -251,6 +253,13 @@ def parse(text: str, name: str) -> Mapping:
     if not isinstance(rules, list):
         raise r.fail("set_aside must be an array of tables ([[set_aside]])", ("set_aside",))
     set_aside = tuple(_set_aside(r, rule, ("set_aside", str(i))) for i, rule in enumerate(rules))
+    updates = doc.get("profile_update", [])
+    if not isinstance(updates, list):
+        msg = "profile_update must be an array of tables ([[profile_update]])"
+        raise r.fail(msg, ("profile_update",))
+    profile_updates = tuple(
+        _profile_update(r, rule, ("profile_update", str(i))) for i, rule in enumerate(updates)
+    )
     if not fields and not merges and unmapped == "drop":
         at = ("options", "unmapped")
         raise r.fail("maps no field and drops the rest: every record would be empty", at)
@@ -263,6 +272,7 @@ def parse(text: str, name: str) -> Mapping:
         json_fields,
         stamps,
         drop_nulls,
+        profile_updates,
     )
 
 
@@ -372,3 +382,15 @@ def _set_aside(r: _Reader, rule: Any, at: Path) -> SetAside:
         msg = "set_aside: give `in` (a list of values) or `missing = true`"
         raise r.fail(msg, (*at, "in"), (*at, "missing"), at)
     return SetAside(path, tuple(values), missing, message)
+
+
+def _profile_update(r: _Reader, rule: Any, at: Path) -> SetAside:
+    """Records matched by one field's value that are profile updates, not events."""
+    rule = r.table(rule, "profile_update", at, _PROFILE_KEYS)
+    path, values = rule.get("field"), rule.get("in")
+    if not isinstance(path, str) or not _NAME.fullmatch(path):
+        msg = "profile_update: `field` (a source field name) is required"
+        raise r.fail(msg, (*at, "field"), at)
+    if not isinstance(values, list) or not values:
+        raise r.fail("profile_update: `in` (a list of values) is required", (*at, "in"), at)
+    return SetAside(path, tuple(values))

@@ -248,6 +248,7 @@ class Mapping:
     json_fields: tuple[str, ...] = ()
     timestamps: str | None = None
     drop_nulls: bool = False
+    profile_updates: tuple[SetAside, ...] = ()  # records that are profile updates (no event)
     _consumed: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     _taken: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
 
@@ -263,13 +264,15 @@ class Mapping:
         object.__setattr__(self, "_taken", {k: frozenset(v) for k, v in taken.items()})
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The user object `record` maps to; `MappingError` if it cannot be sent."""
+        """The user object `record` maps to; `MappingError` if it cannot be sent. A profile
+        update (`[[profile_update]]`) maps to a user without events (shape/profile.py)."""
         source = self._decoded(record)
         for aside in self.set_aside:
             value = lookup(source, aside.path)
             absent = value is _ABSENT or value is None
             if (aside.missing and absent) or (not absent and value in aside.values):
                 raise MappingError(aside.message.replace("{value}", str(value)))
+        update = any(lookup(source, u.path) in u.values for u in self.profile_updates)
         identifiers: dict[str, Any] = {}
         profile: dict[str, Any] = {}
         event: dict[str, Any] = {}
@@ -290,6 +293,11 @@ class Mapping:
             _place(rule.target, value, identifiers, profile, event)
         if not contract.has_primary_identifier(identifiers):
             raise MappingError(f"{contract.IDENTIFIER_REQUIRED}{self._hint('identifiers.')}")
+        if update:
+            out = {"identifiers": identifiers, "user_properties": profile}
+            if isinstance(event.get("timestamp"), str):
+                out["timestamp"] = event["timestamp"]
+            return out
         if not isinstance(event.get("event_name"), str) or not event["event_name"]:
             raise MappingError(f"events[0]: event_name is required{self._hint('event_name')}")
         user: dict[str, Any] = {"identifiers": identifiers}

@@ -18,9 +18,13 @@ from revbridge_cli.input.raw import describe_json_error
 from revbridge_cli.shape import timestamps
 from revbridge_cli.shape.mapping import Mapping, MappingError
 from revbridge_cli.shape.near_miss import KEYS as _NEAR_MISS
+from revbridge_cli.shape.profile import ProfileUpdate, flatten_ops, is_update_shape, recognize
 from revbridge_cli.shape.timestamps import epoch_to_iso
 
-__all__ = ["Invalid", "Origin", "ShapeOptions", "UserPart", "epoch_to_iso", "shape", "user_key"]
+__all__ = [
+    "Invalid", "Origin", "ProfileUpdate", "ShapeOptions", "UserPart", "epoch_to_iso", "shape",
+    "user_key",
+]  # fmt: skip
 
 # (file number, line or record number, byte offset just past the record). A tuple, not an
 # object: one is made per input record on the hot path, and the journal only needs these three.
@@ -116,6 +120,10 @@ def _flat_to_user(record: dict[str, Any]) -> dict[str, Any]:
     user: dict[str, Any] = {"identifiers": identifiers}
     if "user_properties" in record:
         user["user_properties"] = record["user_properties"]
+    if is_update_shape(record):  # no event: a profile update (profile.py)
+        if "timestamp" in record:
+            user["timestamp"] = record["timestamp"]
+        return user
     user["events"] = [{k: v for k, v in record.items() if k not in _USER_KEYS}]
     return user
 
@@ -275,8 +283,11 @@ def fast_flat_event(record: dict[str, Any], origin: Origin) -> UserPart | None:
 
 def shape(
     record: Any, origin: Origin, options: ShapeOptions = _DEFAULT_OPTIONS
-) -> list[UserPart | Invalid]:
+) -> list[UserPart | ProfileUpdate | Invalid]:
     """Turn one parsed record into checked user parts, or the reason each is set aside.
+
+    A user object without events but with user_properties is a profile update (profile.py),
+    carried on the person's events by the packer's side, not a fault.
 
     The check is the contract's own (`contract.user_error`), so what passes here is what the
     server takes; a bad record is set aside alone and the user's other records still go.
@@ -302,10 +313,18 @@ def shape(
         users = found
         if options.keep_rows and _is_flat(record):
             row = record  # a CSV or Parquet row: set aside as it was read
-    out: list[UserPart | Invalid] = []
+    out: list[UserPart | ProfileUpdate | Invalid] = []
     for user in users:
-        message = None
-        if isinstance(user, dict) and options.adjusts_events:
+        message: str | None = None
+        if isinstance(user, dict) and not user.get("events") and "user_properties" in user:
+            ids = user.get("identifiers")
+            key = user_key(ids) if isinstance(ids, dict) else b""
+            update = recognize(user, origin, key)
+            if isinstance(update, ProfileUpdate):
+                out.append(update)
+                continue
+            message = update
+        if isinstance(user, dict) and options.adjusts_events and message is None:
             # Before the check: a numeric timestamp is only valid once converted.
             user, message = _apply_options(user, options)
         message = message or contract.user_error(user)
@@ -315,11 +334,14 @@ def shape(
         identifiers = user["identifiers"]
         events = user["events"]
         untimed = sum(1 for e in events if "timestamp" not in e)
+        props = user.get("user_properties")
+        if props and options.mapping is not None:  # a preset's $set_once, Amplitude's ops
+            props = flatten_ops(props)
         out.append(
             UserPart(
                 user_key(identifiers),
                 identifiers,
-                user.get("user_properties"),
+                props,
                 events,
                 origin,
                 untimed,
