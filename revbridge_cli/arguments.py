@@ -134,6 +134,7 @@ ARGUMENTS: dict[str, Check] = {
     "state": path,
     "log_file": path,
     "event_id_property": text,
+    "profile_event": text,
     "map": path,
     "preset": choice(*PRESETS),
     "rename": renames,

@@ -119,16 +119,22 @@ def test_a_segment_export_lands_as_one_profile_per_person_and_exits_0(
         assert props == {"plan": "pro", "name": f"P{i}"}  # its traits, the last identify's values
 
 
-@pytest.mark.skip(reason="needs the sandbox's identity graph (branch sandbox): enable after merge")
-def test_after_the_graph_merge_the_sandbox_itself_counts_one_profile_per_person(
+def test_the_sandbox_itself_counts_one_profile_per_person(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    """The same export, read back through the sandbox's identity graph: N profiles, each with
+    all three identifiers, its traits and the last identify's values."""
     data = write_ndjson(tmp_path / "segment.ndjson", segment_export(N))
-    result, _summary, _rows = send(sandbox, tmp_path, "--preset", "segment", str(data))
+    result, summary, _rows = send(sandbox, tmp_path, "--preset", "segment", str(data))
     assert result.returncode == 0, result.stderr
-    assert len(sandbox.profiles()) == N
-    for profile in sandbox.profiles().values():
-        assert profile["user_properties"]["plan"] == "pro"
+    assert summary["unaccounted_events"] == 0
+    profiles = list(sandbox.profiles().values())
+    assert len(profiles) == N
+    for profile in profiles:
+        i = int(profile["identifiers"]["user_id"][1:])
+        primary = {k: profile["identifiers"].get(k) for k in ("user_id", "anon_id", "email")}
+        assert primary == {"user_id": f"u{i}", "anon_id": f"a{i}", "email": f"u{i}@example.com"}
+        assert profile["user_properties"] == {"plan": "pro", "name": f"P{i}"}
 
 
 def test_amplitude_identify_rows_reach_the_profile_with_their_operations(
