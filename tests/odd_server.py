@@ -50,6 +50,7 @@ class OddServer:
         self.trickle = trickle
         self.close = close
         self.bodies: list[bytes] = []
+        self.heads: list[bytes] = []  # each request's head, as sent: for `answer` to read
         self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -102,6 +103,7 @@ class OddServer:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 body = await reader.readexactly(length)
+                self.heads.append(head)
                 self.bodies.append(body)
                 data = self.answer(len(self.bodies), body)
                 if self.trickle:
@@ -118,3 +120,23 @@ class OddServer:
             pass
         finally:
             writer.close()
+
+
+def api_in_other_words(empty_users_error: str) -> OddServer:
+    """A server that checks the credentials as the API does (401 without this module's key
+    and customer id) and refuses an empty `users` in its error shape, in its own words: the
+    reference gives no exact text for that 400, so a real server may word it so."""
+    server: OddServer
+
+    def answer(n: int, body: bytes) -> bytes:
+        head = server.heads[-1].lower()
+        if f"authorization: bearer {API_KEY}".encode() not in head or (
+            f"x-customer-id: {CUSTOMER_ID}".encode() not in head
+        ):
+            return http_response(401, {"error": "unauthorized"})
+        if orjson.loads(body).get("users") == []:
+            return http_response(400, {"error": empty_users_error, "trace_id": f"odd-{n}"})
+        return http_response(500, {"error": "this server only answers checks", "trace_id": "x"})
+
+    server = OddServer(answer)
+    return server
