@@ -104,6 +104,10 @@ class PlainReporter:
     def notice(self, message: str) -> None:
         self._line(message)
 
+    def warning(self, message: str) -> None:
+        self.stream.write(f"revbridge: warning: {message}\n")  # --quiet too: see Reporter
+        self.stream.flush()
+
     def summary(self, summary: Summary) -> None:
         self.stream.write(render_plain(summary) + "\n")
         self.stream.flush()
@@ -219,6 +223,9 @@ class RichReporter:
     def notice(self, message: str) -> None:
         self.console.log(message, markup=False)
 
+    def warning(self, message: str) -> None:
+        self.console.print(f"revbridge: warning: {message}", markup=False, highlight=False)
+
     def close(self) -> None:
         if self._task is not None:
             self._display.stop()
@@ -266,6 +273,9 @@ class LogFileReporter:
     def notice(self, message: str) -> None:
         self.plain.notice(message)
 
+    def warning(self, message: str) -> None:
+        self.plain.notice(f"warning: {message}")
+
     def summary(self, summary: Summary) -> None:
         self.plain.notice("run finished")
         self.plain.summary(summary)
@@ -303,6 +313,9 @@ class Reporters:
 
     def notice(self, message: str) -> None:
         self._each(lambda r: r.notice(message))
+
+    def warning(self, message: str) -> None:
+        self._each(lambda r: r.warning(message))
 
     def summary(self, summary: Summary) -> None:
         self._each(lambda r: r.summary(summary))

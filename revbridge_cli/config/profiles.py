@@ -38,6 +38,7 @@ OPTIONS: Final[Mapping[str, _Option]] = {
     "epoch_timestamps": _Option(bool),
     "timestamps": _Option(str),
     "drop_nulls": _Option(bool),
+    "strict": _Option(bool),
     "state": _Option(str),
     "rejected": _Option(str),
     "log_file": _Option(str),

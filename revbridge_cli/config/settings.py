@@ -43,6 +43,7 @@ class SendSettings:
     event_id_property: str | None = None  # stamp each event with a stable id (event_ids.py)
     window: Window | None = None  # --since/--until
     limit: int | None = None  # --limit: read at most this many records
+    strict: bool = False  # --strict: the look-ahead's warnings stop the run before any request
 
 
 def build_settings(
