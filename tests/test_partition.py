@@ -194,6 +194,14 @@ def test_the_merge_sums_counts_and_counts_a_rerun_partition_as_possible_duplicat
     assert summary_from_json(data).events_accepted == 78
 
 
+def test_the_partitions_warnings_before_sending_say_which_partition() -> None:
+    warned = report(1, 0, warnings_before_send=["in the first 3 records: 3 of 3 events ..."])
+    result = merge([report(0, 0), warned], elapsed_seconds=1.0, rejected_dir=None)
+    assert result.summary.warnings_before_send == [
+        "partition 1: in the first 3 records: 3 of 3 events ..."
+    ]
+
+
 def test_the_worst_partition_sets_the_exit_code() -> None:
     assert worst_exit_code([0, 0]) == 0
     assert worst_exit_code([0, 1, 0]) == 1
