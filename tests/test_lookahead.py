@@ -64,6 +64,31 @@ def test_the_warnings_come_while_the_server_has_seen_no_request(sandbox: Sandbox
     assert sandbox.stats()["requests"] >= 1
 
 
+@pytest.mark.e2e
+def test_a_terminal_sees_the_warnings_above_the_live_display(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import pexpect
+
+    write_ndjson(tmp_path / "e.ndjson", _untimed(50))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "revbridge_cli", "send", "e.ndjson"],
+        env=base_env(sandbox),
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=None,
+        dimensions=(24, 400),  # one warning, one line
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    seen = " ".join(child.before.split())  # a line the terminal wrapped is one line again
+    assert child.exitstatus == 0, seen
+    assert "revbridge: warning: in the first 50 records:" in seen
+    assert "--rename occurred_at=timestamp" in seen and "Traceback" not in seen
+    assert sandbox.api_key not in seen
+
+
 def test_strict_sends_nothing_and_exits_2(sandbox: Sandbox, tmp_path: Path) -> None:
     write_ndjson(tmp_path / "e.ndjson", _untimed(2500, users=2500))
     result, summary = cli_json("send", "e.ndjson", "--strict", sb=sandbox, cwd=tmp_path)
