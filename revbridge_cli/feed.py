@@ -15,7 +15,7 @@ How it talks to the run, every edge passed in when the run starts reading (`Run.
 - `progress`: the bytes read, which the books also report after each verdict;
 - `notice`: the reporter's, for an input the journal says is already done;
 - `lookahead`, `close_lookahead`: while the look-ahead is open (report/lookahead.py) every
-  record takes the general path and is noted there; a full sample calls `close_lookahead`,
+  record is noted there, on either path; a full sample calls `close_lookahead`,
   the run's, which says the warnings before any request (the run also calls it before its
   first dispatch, whichever comes first).
 What ends reading as the run's failure (a refused stdin) is `read_all`'s return value, so the
@@ -176,7 +176,7 @@ class Feed:
         users = self.users
         seen = users.seen.add
         look = self._lookahead
-        looking = look is not None and look.open  # the sample: every record the general way
+        looking = look is not None and look.open  # the sample: each record noted there
         records: reader.Reader | IterableSource
         if self._records is not None:
             records = IterableSource(self._records)
@@ -202,8 +202,13 @@ class Feed:
                     continue
                 read += 1
                 value = record.value
-                part = fast(value, origin) if fast and not looking and type(value) is dict else None
+                part = fast(value, origin) if fast and type(value) is dict else None
                 if part is not None and in_doubt is None:
+                    if looking:  # noted before its batch can close the sample
+                        looking = look.open  # type: ignore[union-attr]
+                        if looking and look.note(value, part.untimed, 1):  # type: ignore[union-attr]
+                            self._close_lookahead()
+                            looking = False
                     untimed += part.untimed
                     events += 1
                     seen(hash(part.key))
