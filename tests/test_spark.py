@@ -202,13 +202,13 @@ def test_the_connection_keywords_send_records_takes(
     spark, env_sb = spark_sandbox
     key = "rbk_test_spark_keywords_7777"
     with Sandbox(api_key=key, customer_id="cust_kw") as other:
-        df = spark.createDataFrame(spark.sparkContext.parallelize(rows("k", 200, 9), 2), SCHEMA)
+        df = spark.createDataFrame(spark.sparkContext.parallelize(rows("conn", 200, 9), 2), SCHEMA)
         result = send_dataframe(
             df, partitions=2, base_url=other.url, api_key=key, customer_id="cust_kw"
         )
         assert result.exit_code == 0 and result.accepted_events == 200
         assert result.as_dict()["unaccounted_events"] == 0
-        assert len(stored(other, "k")) == 200 and stored(env_sb, "k") == []
+        assert len(stored(other, "conn")) == 200 and stored(env_sb, "conn") == []
         assert key not in repr(result) and key not in orjson.dumps(result.as_dict()).decode()
         before = other.stats()["requests"]
         with pytest.raises(UsageError, match="customer_id missing") as refused:
