@@ -103,6 +103,20 @@ def test_strict_sends_nothing_and_exits_2(sandbox: Sandbox, tmp_path: Path) -> N
     assert result.stderr.count("revbridge: warning: in the first") == 2
 
 
+def test_fast_lane_records_are_in_the_sample_too(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Valid flat events take the fast lane: the look-ahead notes them there (no other
+    warning: they carry no identifier-like key), and --strict stops on their missing time."""
+    records = [{"user_id": f"u{i}", "event_name": "x", "created_at": "2026-01-15"}
+               for i in range(1200)]  # fmt: skip
+    write_ndjson(tmp_path / "flat.ndjson", records)
+    result, summary = cli_json("send", "flat.ndjson", "--strict", sb=sandbox, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (warning,) = summary["warnings_before_send"]
+    assert warning.startswith("in the first 1,000 records: 1,000 of 1,000 events have no")
+    assert "--rename created_at=timestamp" in warning
+    assert sandbox.stats()["requests"] == 0 and summary["unaccounted_events"] == 0
+
+
 def test_strict_from_a_profile_key(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[profiles.cron]\nstrict = true\n")
     write_ndjson(tmp_path / "e.ndjson", _untimed(5))
