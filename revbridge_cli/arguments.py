@@ -130,6 +130,7 @@ ARGUMENTS: dict[str, Check] = {
     "drop_nulls": flag,
     "restart_changed": flag,
     "dry_run": flag,
+    "strict": flag,
     "rejected": path,
     "state": path,
     "log_file": path,

@@ -6,7 +6,7 @@ of each row: `partition.user_key`), `shuffle` brings each user's rows into one p
 and `map_partitions` sorts each partition (the caller's order, or the timestamp column; ties
 in input order) and sends it through `send_records` with its own lanes (`engines.task`). The
 driver merges the partitions' reports (`engines.result`). Needs `pip install
-'revbridge-cli[dask]'`. (A module of this package named `dask`: absolute imports mean
+'.[dask]'` from the source tree. (A module of this package named `dask`: absolute imports mean
 `import dask` below is the library, never this file.)
 """
 

@@ -13,7 +13,11 @@ How it talks to the run, every edge passed in when the run starts reading (`Run.
 - the parts it writes to: the packer, the books (set-asides, and a row's lineage in their
   ledger), `Durable` with --state (skipped, held and fully read records), the summary;
 - `progress`: the bytes read, which the books also report after each verdict;
-- `notice`: the reporter's, for an input the journal says is already done.
+- `notice`: the reporter's, for an input the journal says is already done;
+- `lookahead`, `close_lookahead`: while the look-ahead is open (report/lookahead.py) every
+  record is noted there, on either path; a full sample calls `close_lookahead`,
+  the run's, which says the warnings before any request (the run also calls it before its
+  first dispatch, whichever comes first).
 What ends reading as the run's failure (a refused stdin) is `read_all`'s return value, so the
 run alone sets its outcome.
 
@@ -40,6 +44,7 @@ from revbridge_cli.report import notices
 from revbridge_cli.report.books import Books
 from revbridge_cli.report.distinct import DistinctUsers
 from revbridge_cli.report.file_counts import FileCounts
+from revbridge_cli.report.lookahead import Lookahead
 from revbridge_cli.report.reporter import Reporter
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.shape.event_ids import stamp
@@ -107,6 +112,8 @@ class Feed:
         control: Control,
         progress: ReadProgress,
         notice: Callable[[str], None],
+        lookahead: Lookahead | None = None,
+        close_lookahead: Callable[[], None] = lambda: None,
     ) -> None:
         """`records`: the program's records (`send_records`) in place of the one file
         `files` then names; `gate`: handed to each reader, so a stop cuts a quiet pipe short."""
@@ -122,6 +129,8 @@ class Feed:
         self._control = control
         self._progress = progress
         self._notice = notice
+        self._lookahead = lookahead
+        self._close_lookahead = close_lookahead
         self._limit_left = settings.limit  # --limit: records this run may still read
         self._size = 0  # of the input being read, added to the progress at its end
         self.users = DistinctUsers()  # distinct users among the parts packed (distinct.py)
@@ -180,6 +189,8 @@ class Feed:
         add = packer.add if not self.carrier.active else self._carry_add
         users = self.users
         seen = users.seen.add
+        look = self._lookahead
+        looking = look is not None and look.open  # the sample: each record noted there
         records: reader.Reader | IterableSource
         if self._records is not None:
             records = IterableSource(self._records)
@@ -207,6 +218,11 @@ class Feed:
                 value = record.value
                 part = fast(value, origin) if fast and type(value) is dict else None
                 if part is not None and in_doubt is None:
+                    if looking:  # noted before its batch can close the sample
+                        looking = look.open  # type: ignore[union-attr]
+                        if looking and look.note(value, part.untimed, 1):  # type: ignore[union-attr]
+                            self._close_lookahead()
+                            looking = False
                     untimed += part.untimed
                     events += 1
                     seen(hash(part.key))
@@ -222,6 +238,8 @@ class Feed:
                     await self._shape_and_pack(record, origin, part, in_doubt)
                     if self.carrier.active:  # from the first update on, events index here
                         add = self._carry_add
+                    if looking:
+                        looking = look.open  # type: ignore[union-attr]
                 if not read & (_YIELD_EVERY - 1):
                     summary.records_read += read
                     summary.events_without_timestamp += untimed
@@ -233,6 +251,7 @@ class Feed:
                     await asyncio.sleep(0)
                 if control.stopping:
                     summary.notices.append(notices.stopped_after(f"{name}:{line}", kept))
+                    self._size = records.bytes_read  # the bar shows what was read, not the file
                     return
                 if limit is not None:
                     limit -= 1
@@ -240,9 +259,11 @@ class Feed:
                         self._limit_left = 0
                         reached = notices.limit_reached(s.limit or 0, f"{name}:{line}", kept)
                         summary.notices.append(reached)
+                        self._size = records.bytes_read
                         return
         except ReadInterrupted:  # a stop cut a wait on the input short (a quiet pipe)
             summary.notices.append(notices.stopped_after(f"{name}:{line}", kept))
+            self._size = records.bytes_read
             return
         finally:
             summary.records_read += read
@@ -277,11 +298,19 @@ class Feed:
             tracker.read(origin, 1)  # held while its parts are packed
         if type(record.value) is dict and "userIndex" in record.value:  # a row sent back
             books.ledger.note_lineage(origin, record.value)
+        look = self._lookahead
+        full = False
         if record.error is not None:
+            if look is not None and look.open:
+                full = look.note(None, 0, 0)
             where = f"{self._name(origin[0])}:{record.line}"
             books.set_aside(Invalid(f"{where}: {record.error}", raw=record.raw), origin)
         else:
             items = [part] if part is not None else shape(record.value, origin, s.shape)
+            if look is not None and look.open:  # noted before a batch can close the sample
+                parts = [i for i in items if isinstance(i, UserPart)]
+                untimed = sum(p.untimed for p in parts)
+                full = look.note(record.value, untimed, sum(len(p.events) for p in parts))
             window, outside = s.window, 0
             for item in items:
                 if isinstance(item, Invalid):
@@ -325,6 +354,8 @@ class Feed:
                 summary.records_outside_window += 1
         if tracker:
             tracker.release(origin)
+        if full:
+            self._close_lookahead()
 
     def _carry_add(self, part: UserPart) -> Packed | None:
         """The fast lane's `add` once the run has seen a profile update (pack/carry.py)."""

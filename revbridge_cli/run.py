@@ -16,7 +16,10 @@ How the parts talk, all of it visible here:
 - the first request goes out alone (slow start): reading waits for its verdict, so a wrong key
   or a dead server costs one request's worth of records, not the whole read-ahead;
 - a stop (`request_stop`: a signal, a fatal answer, a failed output) sets `Control.stopping`,
-  which the feed reads once a record, and stops the lanes.
+  which the feed reads once a record, and stops the lanes;
+- before the first batch is dispatched (or once the look-ahead's sample is full, or the input
+  ended) the look-ahead's warnings are said (`_close_lookahead`): with --strict they stop the
+  run there, exit 2, before any request.
 
 Nothing process-global happens here (no signal handlers, no GC tuning, no exit): the CLI
 installs those around a run, so a program, a notebook or a worker thread can run one too.
@@ -53,6 +56,7 @@ from revbridge_cli.pack.batch import Batch
 from revbridge_cli.pack.packer import PIECE_COST, Packer
 from revbridge_cli.report.books import Books
 from revbridge_cli.report.ledger import Ledger, RejectedSink
+from revbridge_cli.report.lookahead import Lookahead
 from revbridge_cli.report.reporter import NullReporter, Reporter
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.state import runlog
@@ -91,6 +95,8 @@ class Run:
         self._signal: int | None = None
         self._verdicts = 0
         self._run_row: int | None = None  # this run's row in the state's `runs` table
+        # what the first records predict, said before the first request (a send or dry run)
+        self.lookahead = Lookahead(settings.shape.mapping) if settings.send else None
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -175,6 +181,7 @@ class Run:
         """Read every input, then dispatch what the packer still holds (merged into one
         request if the first has not gone yet: a short input is one request)."""
         refused = await feed.read_all()
+        self._close_lookahead()  # an input shorter than the sample: read whole
         if refused is not None:
             self._error, self.summary.fatal = refused, str(refused)
         await feed.finish_updates()  # left-over profile updates: before the last batches
@@ -204,6 +211,7 @@ class Run:
     async def _dispatch(self, batch: Batch) -> None:
         """A closed batch to its lane. After a wait the packer may hold more (only once the
         first request was answered: slow start); the first batch waits for its verdict."""
+        self._close_lookahead()
         self.summary.batches += 1
         if self._lanes is None:
             self.ledger.would_send(batch)
@@ -215,6 +223,22 @@ class Run:
             await self._lanes.first_verdict()
         elif handoff is Handoff.WAITED:
             self.packer.grow()
+
+    def _close_lookahead(self) -> None:
+        """Say what the sample shows, once, before the first request; with --strict, stop:
+        nothing has been sent, and what was read is abandoned to the books as any stop's."""
+        look = self.lookahead
+        if look is None or not look.open:
+            return
+        look.open = False
+        found = look.warnings(self.settings.shape.near_miss)
+        self.summary.warnings_before_send = found
+        for text in found:
+            self.reporter.warning(text)
+        if found and self.settings.strict:
+            many = f"{len(found)} warnings" if len(found) > 1 else "a warning"
+            why = f"--strict: {many} before the first request; nothing was sent"
+            self.request_stop(why, UsageError(why))
 
     def _settle(self, batch: Batch, outcomes: list[Outcome]) -> None:
         """A batch's verdict: first whether it stops the run (the first request never
@@ -285,6 +309,8 @@ class Run:
             control=self.control,
             progress=self.progress,
             notice=self.reporter.notice,
+            lookahead=self.lookahead,
+            close_lookahead=self._close_lookahead,
         )
 
     # ---- the end ------------------------------------------------------------------------

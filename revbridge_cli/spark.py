@@ -5,7 +5,7 @@ shape and serialize. The job is: partition by the user's key (`partition.user_ke
 caller's column), so each user is sent by exactly one task; sort each partition by the
 caller's order (or the timestamp column), ties kept in input order; then every partition goes
 through `send_records` with its own lanes (`engines.task`), and the driver merges the tasks'
-reports (`engines.result`). Needs `pip install 'revbridge-cli[spark]'` (PySpark 4).
+reports (`engines.result`). Needs `pip install '.[spark]'` from the source tree (PySpark 4).
 """
 
 from __future__ import annotations

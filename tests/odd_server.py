@@ -125,3 +125,23 @@ class OddServer:
             pass
         finally:
             writer.close()
+
+
+def api_in_other_words(empty_users_error: str) -> OddServer:
+    """A server that checks the credentials as the API does (401 without this module's key
+    and customer id) and refuses an empty `users` in its error shape, in its own words: the
+    reference gives no exact text for that 400, so a real server may word it so."""
+    server: OddServer
+
+    def answer(n: int, body: bytes) -> bytes:
+        head = server.heads[-1].lower()
+        if f"authorization: bearer {API_KEY}".encode() not in head or (
+            f"x-customer-id: {CUSTOMER_ID}".encode() not in head
+        ):
+            return http_response(401, {"error": "unauthorized"})
+        if orjson.loads(body).get("users") == []:
+            return http_response(400, {"error": empty_users_error, "trace_id": f"odd-{n}"})
+        return http_response(500, {"error": "this server only answers checks", "trace_id": "x"})
+
+    server = OddServer(answer)
+    return server

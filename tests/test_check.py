@@ -6,7 +6,9 @@ import socket
 from pathlib import Path
 
 import orjson
+import pytest
 from conftest import base_env, cli, cli_json, event, write_ndjson
+from odd_server import API_KEY, OddServer, api_in_other_words, http_response
 
 from revbridge_cli.sandbox import Sandbox
 
@@ -81,3 +83,32 @@ def test_check_retries_503_as_send_would_and_says_when_it_never_cleared(
     verdict = orjson.loads(done.stdout)
     assert done.returncode == 2 and verdict["status"] == 503 and verdict["requests"] == 2
     assert "unavailable" in verdict["error"]
+
+
+@pytest.mark.e2e
+def test_a_differently_worded_400_passes_and_is_printed() -> None:
+    """Any 400 in the API's error shape to the empty request proves the credentials; the
+    check prints what this server said, not the sandbox's words."""
+    with api_in_other_words("users must hold 1 to 1000 users") as server:
+        done, verdict = cli_json("check", env=base_env(None, **server.env()))
+        assert done.returncode == 0, done.stderr
+        assert verdict["ok"] is True and verdict["status"] == 400
+        assert verdict["trace_id"] == "odd-1"
+        text = cli("check", env=base_env(None, **server.env()))
+        assert text.returncode == 0, text.stderr
+        assert "answered the empty request with 400 'users must hold 1 to 1000 users'" in (
+            text.stdout
+        )
+        assert API_KEY not in text.stdout + text.stderr
+        env = {**server.env(), "REVBRIDGE_API_KEY": "rbk_nope_0"}
+        wrong = cli("check", env=base_env(None, **env))
+        assert wrong.returncode == 3 and "refused the credentials" in wrong.stderr
+
+
+@pytest.mark.e2e
+def test_a_400_outside_the_error_shape_is_not_the_api() -> None:
+    for body in (b"bad request", {"message": "users must not be empty"}, {"error": "x"}):
+        with OddServer(lambda n, request, body=body: http_response(400, body)) as server:
+            done, verdict = cli_json("check", env=base_env(None, **server.env()))
+        assert done.returncode == 2, (body, done.stderr)
+        assert verdict["ok"] is False and "Traceback" not in done.stderr

@@ -113,3 +113,24 @@ def test_a_window_passes_through_to_every_partition_and_limit_is_refused(cluster
     assert summary["events_outside_window"] == summary["records_outside_window"] == n - len(inside)
     assert summary["records_read"] == summary["events_accepted"] + summary["records_outside_window"]
     assert summary["unaccounted_events"] == 0
+
+
+def test_the_connection_keywords_send_records_takes(cluster: Any) -> None:
+    """Issue 20: base_url/api_key/customer_id are accepted as send_records takes them, and
+    travel to the workers as a masked Connection; a missing part is refused on the driver."""
+    key = "rbk_test_dask_keywords_8888"
+    with Sandbox(api_key=key, customer_id="cust_kw") as sb:
+        pdf = frame(300, users=11).dropna(subset=["event_name"])
+        ddf = dd.from_pandas(pdf, npartitions=2)
+        conn = {"base_url": sb.url, "api_key": key, "customer_id": "cust_kw"}
+        result = send_dataframe(ddf, partitions=2, **conn)
+        assert result.exit_code == 0, result.as_dict()
+        n = len(pdf)
+        assert result.accepted_events == n and result.as_dict()["unaccounted_events"] == 0
+        assert len(sb.events()) == n
+        assert key not in repr(result)
+        before = sb.stats()["requests"]
+        with pytest.raises(UsageError, match="api_key missing") as refused:
+            send_dataframe(ddf, base_url=sb.url, customer_id="cust_kw")
+        assert "REVBRIDGE_API_KEY" in str(refused.value)
+        assert sb.stats()["requests"] == before

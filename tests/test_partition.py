@@ -4,6 +4,7 @@ record (null is absent), a task's share of the cluster's cap, and the driver's m
 from __future__ import annotations
 
 import math
+import pickle
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -193,6 +194,14 @@ def test_the_merge_sums_counts_and_counts_a_rerun_partition_as_possible_duplicat
     assert summary_from_json(data).events_accepted == 78
 
 
+def test_the_partitions_warnings_before_sending_say_which_partition() -> None:
+    warned = report(1, 0, warnings_before_send=["in the first 3 records: 3 of 3 events ..."])
+    result = merge([report(0, 0), warned], elapsed_seconds=1.0, rejected_dir=None)
+    assert result.summary.warnings_before_send == [
+        "partition 1: in the first 3 records: 3 of 3 events ..."
+    ]
+
+
 def test_the_worst_partition_sets_the_exit_code() -> None:
     assert worst_exit_code([0, 0]) == 0
     assert worst_exit_code([0, 1, 0]) == 1
@@ -215,3 +224,42 @@ def test_aware_timestamps_in_any_zone_come_out_in_utc() -> None:
     assert to_record({"t": datetime(2026, 1, 15, 14, 30, tzinfo=UTC)}) == {
         "t": "2026-01-15T14:30:00Z"
     }
+
+
+# ---- connection keywords, turned into a masked Connection on the driver ----------------------
+
+_KEY = "rbk_live_engine_keyword_secret_9876"
+
+
+def _plan(**options: Any) -> engine_task.TaskPlan:
+    connection = options.pop("connection", None)
+    return engine_task.make_plan(
+        options,
+        connection=connection,
+        rejected_dir=None,
+        map_record=None,
+        max_in_flight=None,
+        parallelism=2,
+    )
+
+
+def test_send_records_keywords_become_a_masked_connection_in_the_plan() -> None:
+    plan = _plan(base_url="http://127.0.0.1:9", api_key=_KEY, customer_id="cust_k")
+    assert plan.connection is not None and plan.connection.customer_id == "cust_k"
+    assert plan.connection.api_key.reveal() == _KEY
+    assert not {"base_url", "api_key", "customer_id"} & set(plan.options)
+    assert _KEY not in repr(plan) and _KEY not in str(plan)  # what a task's repr shows
+    assert _KEY not in repr(pickle.loads(pickle.dumps(plan)))  # as an executor gets it
+
+
+def test_connection_keywords_are_refused_on_the_driver_with_the_way_out() -> None:
+    with pytest.raises(UsageError, match="customer_id missing") as missing:
+        _plan(api_key=_KEY)
+    assert "connection=" in str(missing.value) and "REVBRIDGE_API_KEY" in str(missing.value)
+    assert "REVBRIDGE_CUSTOMER_ID" in str(missing.value) and _KEY not in str(missing.value)
+    conn = engine_task.Connection("http://127.0.0.1:9", api_key=_KEY, customer_id="c")
+    with pytest.raises(UsageError, match="either connection= or"):
+        _plan(connection=conn, customer_id="c")
+    with pytest.raises(UsageError, match="is not a URL"):
+        _plan(base_url="ftp://example.com", api_key=_KEY, customer_id="c")
+    assert _plan(api_key=None, customer_id=None).connection is None  # None: not given

@@ -119,9 +119,7 @@ def test_a_segment_export_lands_as_one_profile_per_person_and_exits_0(
         assert props == {"plan": "pro", "name": f"P{i}"}  # its traits, the last identify's values
 
 
-def test_the_sandbox_itself_counts_one_profile_per_person(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_the_sandbox_itself_counts_one_profile_per_person(sandbox: Sandbox, tmp_path: Path) -> None:
     """The same export, read back through the sandbox's identity graph: N profiles, each with
     all three identifiers, its traits and the last identify's values."""
     data = write_ndjson(tmp_path / "segment.ndjson", segment_export(N))

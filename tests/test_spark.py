@@ -19,6 +19,7 @@ import orjson
 import pytest
 from conftest import API_KEY, CUSTOMER_ID, cli_json, read_ndjson
 
+from revbridge_cli.errors import UsageError
 from revbridge_cli.sandbox import Sandbox
 
 pyspark = pytest.importorskip("pyspark")
@@ -190,3 +191,27 @@ def test_a_task_killed_mid_partition_is_rerun_its_duplicates_counted_and_dedupli
     assert all(len(s) == 1 for s in ids.values())  # every copy of an event has one id
     assert len({next(iter(s)) for s in ids.values()}) == n  # and distinct events differ
     assert any("more than once" in notice for notice in result.summary.notices)
+
+
+def test_the_connection_keywords_send_records_takes(
+    spark_sandbox: tuple[SparkSession, Sandbox],
+) -> None:
+    """Issue 20: base_url/api_key/customer_id failed on the executors ("REVBRIDGE_API_KEY ...
+    not set"). They are accepted, carried to the tasks as a masked Connection: the events go
+    where the keywords say, not where the executors' environment points."""
+    spark, env_sb = spark_sandbox
+    key = "rbk_test_spark_keywords_7777"
+    with Sandbox(api_key=key, customer_id="cust_kw") as other:
+        df = spark.createDataFrame(spark.sparkContext.parallelize(rows("conn", 200, 9), 2), SCHEMA)
+        result = send_dataframe(
+            df, partitions=2, base_url=other.url, api_key=key, customer_id="cust_kw"
+        )
+        assert result.exit_code == 0 and result.accepted_events == 200
+        assert result.as_dict()["unaccounted_events"] == 0
+        assert len(stored(other, "conn")) == 200 and stored(env_sb, "conn") == []
+        assert key not in repr(result) and key not in orjson.dumps(result.as_dict()).decode()
+        before = other.stats()["requests"]
+        with pytest.raises(UsageError, match="customer_id missing") as refused:
+            send_dataframe(df, base_url=other.url, api_key=key)  # refused on the driver
+        assert "connection=" in str(refused.value) and key not in str(refused.value)
+        assert other.stats()["requests"] == before

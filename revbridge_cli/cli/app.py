@@ -234,6 +234,15 @@ def send(
             "--dry-run", help="Read, check and pack; report requests and bytes; send nothing."
         ),
     ] = False,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict",
+            help="Stop with exit 2 before the first request if the first records warn "
+            "(identifier-like keys left unmapped, events without a timestamp, a preset that "
+            "does not fit the data): nothing is sent.",
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -332,6 +341,7 @@ _SEND_FLAGS = frozenset(
         "timestamps",
         "drop_nulls",
         "profile_event",
+        "strict",
         "log_file",
         "event_id_property",
     )

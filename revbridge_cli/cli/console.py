@@ -107,6 +107,10 @@ class PlainReporter:
     def notice(self, message: str) -> None:
         self._line(message)
 
+    def warning(self, message: str) -> None:
+        self.stream.write(f"revbridge: warning: {message}\n")  # --quiet too: see Reporter
+        self.stream.flush()
+
     def summary(self, summary: Summary) -> None:
         self.stream.write(scrub(render_plain(summary)) + "\n")
         self.stream.flush()
@@ -222,6 +226,9 @@ class RichReporter:
     def notice(self, message: str) -> None:
         self.console.log(clean(message), markup=False)
 
+    def warning(self, message: str) -> None:
+        self.console.print(f"revbridge: warning: {message}", markup=False, highlight=False)
+
     def close(self) -> None:
         if self._task is not None:
             self._display.stop()
@@ -269,6 +276,9 @@ class LogFileReporter:
     def notice(self, message: str) -> None:
         self.plain.notice(message)
 
+    def warning(self, message: str) -> None:
+        self.plain.notice(f"warning: {message}")
+
     def summary(self, summary: Summary) -> None:
         self.plain.notice("run finished")
         self.plain.summary(summary)
@@ -306,6 +316,9 @@ class Reporters:
 
     def notice(self, message: str) -> None:
         self._each(lambda r: r.notice(message))
+
+    def warning(self, message: str) -> None:
+        self._each(lambda r: r.warning(message))
 
     def summary(self, summary: Summary) -> None:
         shown = clean_summary(summary)

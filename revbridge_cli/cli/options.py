@@ -53,7 +53,8 @@ EpochTimestamps = Annotated[
     bool | None,
     typer.Option(
         "--epoch-timestamps",
-        help="Convert numeric timestamps (epoch seconds or milliseconds) to ISO 8601 UTC.",
+        help="Convert numeric timestamps (epoch seconds, milliseconds, microseconds or "
+        "nanoseconds, told apart by magnitude) to ISO 8601 UTC.",
     ),
 ]
 Timestamps = Annotated[

@@ -39,6 +39,7 @@ OPTIONS: Final[Mapping[str, _Option]] = {
     "timestamps": _Option(str),
     "drop_nulls": _Option(bool),
     "profile_event": _Option(str),
+    "strict": _Option(bool),
     "state": _Option(str),
     "rejected": _Option(str),
     "log_file": _Option(str),

@@ -44,6 +44,7 @@ class SendSettings:
     profile_event: str | None = None  # send left-over profile updates as events of this name
     window: Window | None = None  # --since/--until
     limit: int | None = None  # --limit: read at most this many records
+    strict: bool = False  # --strict: the look-ahead's warnings stop the run before any request
 
 
 def build_settings(

@@ -104,6 +104,7 @@ def _add(total: Summary, part: Summary, where: str) -> None:
     total.examples.extend(part.examples[: max(0, room)])
     total.input_errors.extend(where + e for e in part.input_errors)
     total.notices.extend(where + n for n in part.notices)
+    total.warnings_before_send.extend(where + w for w in part.warnings_before_send)
     if part.fatal and total.fatal is None:
         total.fatal = where + part.fatal
     if part.interrupted and total.interrupted is None:

@@ -4,10 +4,13 @@ Spark and Dask differ in how they cut and move data, not in what a task does, so
 this: rows become records (`rows.to_record`: null is absent), the records go through the
 Python API with the task's own lanes and adaptive concurrency, and the task returns a report
 the driver merges (`result.merge`). The connection is taken from the executor's
-environment (`Connection.from_env()`) unless the caller passed one, so the key is never part
-of the job's plan. Rejected rows go to `part-NNNNN.ndjson` under the rejected directory,
-written under an attempt's own name and renamed when the attempt ends: a task the engine
-re-runs leaves one file, not the rows of both attempts.
+environment (`Connection.from_env()`) unless the caller passed one: `connection=`, or the
+keywords `send_records` takes (`base_url=`, `api_key=`, `customer_id=`), which the driver turns
+into a `Connection` before any task starts, so the key travels masked (its repr, in a task's
+repr or a log, is `rbk_…abcd`) and never as a plain option. Rejected rows go to
+`part-NNNNN.ndjson` under the rejected directory, written under an attempt's own name and
+renamed when the attempt ends: a task the engine re-runs leaves one file, not the rows of
+both attempts.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from revbridge_cli import contract
 from revbridge_cli.api import Connection, send_records
 from revbridge_cli.engines.rows import to_record
 from revbridge_cli.errors import UsageError
@@ -75,6 +79,7 @@ def make_plan(
         )
     if connection is not None and not isinstance(connection, Connection):
         raise UsageError("connection must be a revbridge_cli.Connection")
+    options, connection = _connection_keywords(options, connection)
     if map_record is not None and not callable(map_record):
         raise UsageError("map_record must be a function of one record")
     opts = dict(options)
@@ -94,6 +99,37 @@ def make_plan(
                 "new rejected_dir (a re-run would mix two jobs' rows)"
             )
     return TaskPlan(opts, connection, directory, map_record)
+
+
+_CONNECTION_KEYWORDS = ("base_url", "api_key", "customer_id")
+
+
+def _connection_keywords(
+    options: Mapping[str, Any], connection: Connection | None
+) -> tuple[dict[str, Any], Connection | None]:
+    """`send_records`' connection keywords, as the masked `Connection` the tasks get: on the
+    driver, so a missing part fails here, not on every executor."""
+    opts = dict(options)
+    parts = {k: opts.pop(k) for k in _CONNECTION_KEYWORDS if opts.get(k) is not None}
+    for name in _CONNECTION_KEYWORDS:
+        opts.pop(name, None)  # given as None: not given
+    if not parts:
+        return opts, connection
+    if connection is not None:
+        raise UsageError("give either connection= or base_url/api_key/customer_id, not both")
+    missing = [k for k in ("api_key", "customer_id") if k not in parts]
+    if missing:
+        raise UsageError(
+            f"{' and '.join(missing)} missing: give api_key= and customer_id= (base_url= too, "
+            "unless production), or connection=Connection(...), or neither and set "
+            "REVBRIDGE_API_KEY and REVBRIDGE_CUSTOMER_ID in the executors' environment"
+        )
+    base_url = parts.get("base_url") or contract.PRODUCTION_URL
+    try:
+        made = Connection(base_url, api_key=parts["api_key"], customer_id=parts["customer_id"])
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return opts, made
 
 
 def run_partition(

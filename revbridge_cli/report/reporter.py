@@ -21,6 +21,11 @@ class Reporter(Protocol):
 
     def notice(self, message: str) -> None: ...
 
+    def warning(self, message: str) -> None:
+        """Before the first request: what the first records predict. Shown even with --quiet
+        (a cron mail should carry it), one `revbridge: warning:` line each."""
+        ...
+
 
 class NullReporter:
     def progress(self, summary: Summary, bytes_read: int, total_bytes: int | None) -> None:
@@ -30,4 +35,7 @@ class NullReporter:
         pass
 
     def notice(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
         pass

@@ -76,6 +76,7 @@ class Summary:
     rejected_rows: int = 0
     input_errors: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    warnings_before_send: list[str] = field(default_factory=list)  # the look-ahead's
     reasons: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     interrupted: str | None = None

@@ -8,6 +8,11 @@ before the contract's check, so whatever it builds is checked like any other use
 Precedence inside one record, lowest first: source fields the mapping does not name (kept by
 the flat-event rules, unless `unmapped = "drop"`), then the objects merged into `properties`
 or `user_properties`, then each named field.
+
+`unmapped = "drop"` drops a vendor's envelope, never a column already named as the API names
+it (`user_id`, `email`, `phone_number`, `anon_id`, `event_name`, `timestamp`, `revenue`,
+`event_value`) that no rule reads: a user who wrote `event_name` meant the API's, and dropping
+it set every row aside as "event_name is required" with no hint the column was there.
 """
 
 from __future__ import annotations
@@ -250,12 +255,16 @@ class Mapping:
     drop_nulls: bool = False
     profile_updates: tuple[SetAside, ...] = ()  # records that are profile updates (no event)
     _consumed: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    _api_names: tuple[str, ...] = field(default=(), init=False, repr=False)
     _taken: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         paths = [p for f in self.fields for p in f.paths]
         paths += [p for m in self.merges for p in m.sources]
-        object.__setattr__(self, "_consumed", frozenset(p.split(".")[0] for p in paths))
+        consumed = frozenset(p.split(".")[0] for p in paths)
+        object.__setattr__(self, "_consumed", consumed)
+        names = (*contract.PRIMARY_IDENTIFIERS, *EVENT_FIELDS)
+        object.__setattr__(self, "_api_names", tuple(n for n in names if n not in consumed))
         taken: dict[str, set[str]] = {}  # per merged object, the keys a named field takes
         for merge in self.merges:
             for source in merge.sources:
@@ -278,6 +287,10 @@ class Mapping:
         event: dict[str, Any] = {}
         if self.keep_unmapped:
             self._keep(source, identifiers, profile, event)
+        else:  # the API's own names pass through (module docstring)
+            for name in self._api_names:
+                if name in source:
+                    _place(_target(name), source[name], identifiers, profile, event)
         for merge in self.merges:
             into = event if merge.target == "properties" else profile
             self._merge(source, merge, into)
@@ -359,6 +372,10 @@ class Mapping:
                 if key in taken or any(fnmatch.fnmatchcase(key, p) for p in merge.exclude):
                     continue
                 into[key] = item
+
+
+def _target(api_name: str) -> str:
+    return f"identifiers.{api_name}" if api_name in contract.PRIMARY_IDENTIFIERS else api_name
 
 
 def _where(target: str) -> str:
