@@ -1,7 +1,7 @@
 """Profile updates end to end (docs/profiles.md): vendors' exports built here in their
 documented shapes (`/work/shared/vendor-exports.md`), through the real command to the sandbox.
 
-Profiles are counted the way the identity graph links them (CONTRACT.md, "Identity"): user
+Profiles are counted the way the identity graph links them (docs/contract.md, "Identity"): user
 objects sharing a primary identifier value of the same kind are one person, two different
 user_ids never are. Until the sandbox keeps that graph itself (another branch), `people`
 computes it from the sandbox's stored user objects, and their properties are folded in the
