@@ -72,7 +72,7 @@ def test_every_warning_of_the_summary_is_kept_and_nothing_else(
     assert code == 1 and summary["events_accepted"] == 3 and summary["rejected_rows"] == 1
     starts = [
         "revbridge: warning: in the first 4 records: 1 record carries identifier-like keys",
-        "revbridge: warning: in the first 4 records: 2 events have no timestamp",
+        "revbridge: warning: in the first 4 records: 2 of 3 events have no timestamp",
         "warning: --limit 4 reached after in.ndjson:4; nothing after it was read",
         "warning: 1 record carries identifier-like keys that are not identifiers",
         "warning: 2 events have no timestamp",
