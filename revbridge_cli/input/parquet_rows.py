@@ -78,8 +78,10 @@ class Unfit:
 
 
 def _one_line(text: str) -> str:
-    """A library's message on one line (pyarrow's may hold newlines)."""
-    return " ".join(text.split())
+    """A library's message on one printable line: pyarrow's may hold newlines, and the bytes
+    of a damaged footer it quotes."""
+    text = " ".join(text.split())
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def is_parquet(path: str) -> bool:
@@ -148,7 +150,7 @@ class ParquetRows:
                 self.fraction_read = n / total if total else 1.0
         except (pa.ArrowException, OSError) as e:
             raise InputError(
-                src, f"unreadable Parquet data after row {n:,} ({_one_line(str(e))})", n
+                src, f"unreadable Parquet data after row {n:,} ({_one_line(str(e))})", n or None
             ) from None
 
     def _rows(self, batch: Any, before: int) -> Iterator[RawRecord]:
