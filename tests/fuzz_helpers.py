@@ -168,7 +168,9 @@ def read_and_shape(
                 books.messages.append(item.message)
             for item in items:
                 if isinstance(item, UserPart):
-                    orjson.dumps(item.as_user())  # what the packer does with it
+                    # What the packer writes: each event, the identifiers, the properties.
+                    for piece in (*item.events, item.identifiers, item.user_properties):
+                        orjson.dumps(piece)
                     for e in item.events:
                         stamp = e.get("timestamp")
                         assert stamp is None or isinstance(stamp, str), stamp
