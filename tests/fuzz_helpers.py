@@ -140,7 +140,10 @@ def one_line(message: str) -> bool:
 
 
 def read_and_shape(
-    path: Path, fmt: str | None = None, options: ShapeOptions | None = None
+    path: Path,
+    fmt: str | None = None,
+    options: ShapeOptions | None = None,
+    text: bytes | None = None,
 ) -> Books:
     """Every record of `path` through `Reader` and `shape`, as the feed does, and the checks
     the suite stands on: nothing raises outside the hierarchy; a file that stops does so with
@@ -148,12 +151,17 @@ def read_and_shape(
     every set-aside has a one-line reason and a line; what is shaped orjson can write."""
     options = options or ShapeOptions(keep_rows=True)
     books = Books()
+    # With the file's (decompressed) bytes: a record's end_offset is the byte just past its
+    # line, what --state resumes from.
+    ends = [i + 1 for i, b in enumerate(text or b"") if b == 10] + [len(text or b"")]
     reader = Reader(str(path), fmt)
     try:
         for raw in reader:
             books.read += 1
             assert raw.source == reader.source
             assert raw.line >= 1, raw
+            if text is not None:
+                assert raw.end_offset == ends[raw.line - 1], (raw.line, raw.end_offset)
             if raw.error is not None:
                 assert raw.value is None
                 assert one_line(raw.error), raw.error

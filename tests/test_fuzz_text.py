@@ -120,7 +120,8 @@ def test_fuzz_csv_and_tsv(
     fmt = "tsv" if delimiter == "\t" else "csv"
     name = f"f.{fmt}.gz" if gz else f"f.{fmt}"
     shape_options = ShapeOptions(lenient_timestamps=True, drop_nulls=True, keep_rows=True)
-    books = fz.read_and_shape(_write(where, name, fz.maybe_gzip(text, gz)), fmt, shape_options)
+    path = _write(where, name, fz.maybe_gzip(text, gz))
+    books = fz.read_and_shape(path, fmt, shape_options, text=text)
     # A bad row is set aside and reading goes on: only a file refused up front (binary), its
     # header, or a damaged gzip stream (which no reader can read past) stops it.
     stopped = books.stopped

@@ -19,6 +19,7 @@ lines read through it, which is what `--state` resumes after.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -28,22 +29,28 @@ from typing import Any
 import orjson
 
 from revbridge_cli.errors import InputError
-from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord
+from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord, printable
 from revbridge_cli.input.streams import BOM, Readable, StreamError
 
 CHUNK = 64 * 1024
 NUMERIC_COLUMNS = ("revenue", "event_value")
+_MAX_DIGITS = 400  # int() stops at 4,300 digits; no revenue needs 400
 _INT = re.compile(r"[-+]?\d+")
 _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def number_or_text(text: str) -> Any:
-    """A cell that holds a number as that number (int when it has no fraction), else the text."""
+    """A cell that holds a number as that number (int when it has no fraction), else the text.
+    A number no JSON reader takes back (hundreds of digits, or past a float's range) stays
+    text, which the contract then refuses as a revenue with the value in the message."""
     text = text.strip()
+    if len(text) > _MAX_DIGITS:
+        return text
     if _INT.fullmatch(text):
         return int(text)
     if _FLOAT.fullmatch(text):
-        return float(text)
+        number = float(text)
+        return number if math.isfinite(number) else text
     return text
 
 
@@ -59,7 +66,7 @@ def parse_header(line: bytes, delimiter: str, source: str) -> list[str]:
         if str(e) == "unexpected end of data":  # the quote runs past the line: into the rows
             msg = "the header row has an unclosed quote (or a quoted newline)"
         else:
-            msg = f"the header row is not valid CSV ({e})"
+            msg = f"the header row is not valid CSV ({printable(str(e))})"
         raise InputError(source, msg, 1) from None
     if len(rows) != 1:
         raise InputError(source, "the header row spans several lines (a quoted newline)", 1)
@@ -321,7 +328,7 @@ class CsvRows:
         except StopIteration:
             return None
         except csv.Error as e:
-            error = str(e)
+            error = printable(str(e))
         if not cut and error != "unexpected end of data":
             joined = text + "".join(t[0] for t in taken)
             yield self._text_error(f"invalid CSV ({error})", joined)

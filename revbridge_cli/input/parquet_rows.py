@@ -32,7 +32,7 @@ import orjson
 
 from revbridge_cli.errors import InputError
 from revbridge_cli.input.formats import PARQUET_MAGIC
-from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord
+from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord, printable
 from revbridge_cli.shape.timestamps import epoch_to_iso
 
 BATCH_ROWS = 1024
@@ -80,8 +80,7 @@ class Unfit:
 def _one_line(text: str) -> str:
     """A library's message on one printable line: pyarrow's may hold newlines, and the bytes
     of a damaged footer it quotes."""
-    text = " ".join(text.split())
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return printable(text)
 
 
 def is_parquet(path: str) -> bool:
