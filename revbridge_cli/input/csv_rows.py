@@ -312,23 +312,29 @@ class CsvRows:
         cut: list[_Long | int] = []
         row_start, maxlen = self._row_start, self._max
 
+        first_bad, self._bad_utf8 = self._bad_utf8, None
+
         def more() -> Iterator[str]:
             for line in lines:
                 if type(line) is _Long:
                     cut.append(line)
                     return
                 taken.append((line, self.offset, self.line, self._bad_utf8))
+                self._bad_utf8 = None  # each line's own, if it is read again
                 if self.offset - row_start > maxlen:
                     cut.append(self.offset - row_start)
                     return
                 yield line
 
         try:
-            return next(csv.reader(chain((text,), more()), delimiter=self._delimiter, strict=True))
+            cells = next(csv.reader(chain((text,), more()), delimiter=self._delimiter, strict=True))
         except StopIteration:
             return None
         except csv.Error as e:
             error = printable(str(e))
+        else:
+            self._bad_utf8 = first_bad or next((t[3] for t in taken if t[3]), None)
+            return cells
         if not cut and error != "unexpected end of data":
             joined = text + "".join(t[0] for t in taken)
             yield self._text_error(f"invalid CSV ({error})", joined)
