@@ -26,7 +26,8 @@ from revbridge_cli.sandbox import Faults, Sandbox
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = 6 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 300
+LONG = os.environ.get("HYPOTHESIS_PROFILE", "ci") != "ci"
+EXAMPLES = int(os.environ.get("FUZZ_CLI_EXAMPLES", "100")) if LONG else 6
 SEND_EXITS = {int(code) for code in COMMAND_EXITS["send"]}
 
 SEEDS = {
