@@ -119,6 +119,10 @@ class ParquetRows:
         except (pa.ArrowException, OSError) as e:
             raise InputError(src, f"not a readable Parquet file ({_one_line(str(e))})") from None
         meta = pf.metadata
+        names = pf.schema_arrow.names
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:  # a record has one value per name: one would be lost unseen
+            raise InputError(src, f"the file names column {twice!r} twice")
         self.total_rows = total = meta.num_rows
         if self._start > total:
             msg = f"cannot resume at row {self._start:,}: the file has only {total:,} rows"
@@ -216,7 +220,7 @@ def _by_value(array: Any, name: str) -> list[Any]:
         try:
             value = _column(one)[0]
         except (ArithmeticError, ValueError, TypeError, LookupError) as e:
-            out.append(Unfit(f"column {name!r} ({one.type}): {_why(e)}", _stored(one)))
+            out.append(Unfit(f"column {name!r} ({one.type}): {_why(e, one.type)}", _stored(one)))
             continue
         if isinstance(value, float) and not math.isfinite(value):
             out.append(Unfit(f"column {name!r}: {value} is not a JSON number", str(value)))
@@ -225,9 +229,13 @@ def _by_value(array: Any, name: str) -> list[Any]:
     return out
 
 
-def _why(e: BaseException) -> str:
+def _why(e: BaseException, kind: Any) -> str:
+    import pyarrow as pa
+
     text = _one_line(str(e))
     if isinstance(e, OverflowError) or "out of range" in text or "magnitude" in text:
+        if pa.types.is_duration(kind) or pa.types.is_time(kind):
+            return "out of range: longer than 999,999,999 days"
         return "out of range: before year 1 or after year 9999 in UTC"
     return text or type(e).__name__
 
