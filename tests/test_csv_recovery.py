@@ -63,3 +63,15 @@ def test_invalid_utf8_inside_a_quoted_newline_sets_its_row_aside(tmp_path: Path)
     data = HEADER + b'u1,"a\nb\xff"\nu2,c\n'
     _, rows = read(tmp_path, data)
     assert rows == [(3, 29, "invalid UTF-8 (byte 0xff at byte 2)"), (4, 34, "c")]
+
+
+def test_a_revenue_no_json_writer_takes_as_an_integer(tmp_path: Path) -> None:
+    """Past 64 bits a float (as orjson reads NDJSON); past a float's range, text (refused by
+    the contract with the value named); the packer never meets an integer it cannot write."""
+    data = b"user_id,event_name,revenue\n" + b"".join(
+        b"u,e,%s\n" % v for v in (b"-9223372036854775809", b"18446744073709551615", b"9" * 400)
+    )
+    path = tmp_path / "x.csv"
+    path.write_bytes(data)
+    values = [r.value["revenue"] for r in Reader(str(path))]
+    assert values == [-9.223372036854776e18, 18446744073709551615, "9" * 400]

@@ -34,7 +34,7 @@ from revbridge_cli.input.streams import BOM, Readable, StreamError
 
 CHUNK = 64 * 1024
 NUMERIC_COLUMNS = ("revenue", "event_value")
-_MAX_DIGITS = 400  # int() stops at 4,300 digits; no revenue needs 400
+_MAX_DIGITS = 300  # past it neither int() (4,300) nor float() (309) takes every number
 _INT = re.compile(r"[-+]?\d+")
 _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -42,12 +42,14 @@ _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 def number_or_text(text: str) -> Any:
     """A cell that holds a number as that number (int when it has no fraction), else the text.
     A number no JSON reader takes back (hundreds of digits, or past a float's range) stays
-    text, which the contract then refuses as a revenue with the value in the message."""
+    text, which the contract then refuses as a revenue with the value in the message; an
+    integer past 64 bits is a float, as orjson reads it in NDJSON (and as it can write it)."""
     text = text.strip()
     if len(text) > _MAX_DIGITS:
         return text
     if _INT.fullmatch(text):
-        return int(text)
+        number = int(text)  # past 64 bits a float, as orjson reads such an NDJSON number
+        return number if -(2**63) <= number < 2**64 else float(number)
     if _FLOAT.fullmatch(text):
         number = float(text)
         return number if math.isfinite(number) else text
