@@ -51,8 +51,8 @@ def number_or_text(text: str) -> Any:
         number = int(text)  # past 64 bits a float, as orjson reads such an NDJSON number
         return number if -(2**63) <= number < 2**64 else float(number)
     if _FLOAT.fullmatch(text):
-        number = float(text)
-        return number if math.isfinite(number) else text
+        real = float(text)
+        return real if math.isfinite(real) else text
     return text
 
 
