@@ -26,7 +26,7 @@ from revbridge_cli.shape.parts import Invalid, ShapeOptions, UserPart, shape
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile(
-    "ci", max_examples=30, deadline=None, derandomize=True, suppress_health_check=_QUIET
+    "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=_QUIET
 )
 settings.register_profile(
     "long",

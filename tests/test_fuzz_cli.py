@@ -27,7 +27,7 @@ from revbridge_cli.sandbox import Faults, Sandbox
 pytestmark = pytest.mark.e2e
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE", "ci") != "ci"
-EXAMPLES = int(os.environ.get("FUZZ_CLI_EXAMPLES", "100")) if LONG else 6
+EXAMPLES = int(os.environ.get("FUZZ_CLI_EXAMPLES", "100")) if LONG else 10
 SEND_EXITS = {int(code) for code in COMMAND_EXITS["send"]}
 
 SEEDS = {
