@@ -75,3 +75,10 @@ def test_a_revenue_no_json_writer_takes_as_an_integer(tmp_path: Path) -> None:
     path.write_bytes(data)
     values = [r.value["revenue"] for r in Reader(str(path))]
     assert values == [-9.223372036854776e18, 18446744073709551615, "9" * 400]
+
+
+def test_a_long_last_line_without_its_newline_is_held_back_not_set_aside(tmp_path: Path) -> None:
+    data = HEADER + b"u1,a\n" + b"x" * 100
+    reader, rows = read(tmp_path, data, hold_partial_last_line=True, max_line_bytes=40)
+    assert rows == [(2, 24, "a")]
+    assert (reader.end_offset, reader.held_back_bytes) == (24, 100)

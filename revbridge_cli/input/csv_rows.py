@@ -221,6 +221,9 @@ class CsvRows:
             except StreamError as e:
                 raise InputError(self.source, f"{e} after line {self.line}", self.line) from None
             end = data.find(b"\n")
+            if not data and self._hold:  # a long last line may still be being written
+                self._total_seen = self.offset + size
+                raise _HeldBack
             if end >= 0 or not data:
                 size += end if end >= 0 else 0
                 self.offset += size + (end >= 0)
