@@ -8,6 +8,7 @@ naming the mapping. Records shaped through a mapping keep the shaper's promises.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import fuzz_helpers as fz
@@ -69,6 +70,11 @@ def _parsed(text: str) -> Mapping | None:
         message = str(e)
         assert fz.one_line(message), message
         assert message.startswith("mapping m.toml"), message
+        # A line, unless the fault is the whole document's (tomllib's "at end of document").
+        whole = "(at end of document)" in message or "every record would be empty" in message
+        assert whole or re.match(r"mapping m\.toml:\d+: ", message) or "at line " in message, (
+            message
+        )
         return None
 
 
