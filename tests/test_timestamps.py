@@ -45,6 +45,32 @@ def test_lenient_refuses_what_is_no_time(value: object) -> None:
         normalize(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "kw"),
+    [
+        ("0001-01-01 00:00:00+01:00", {}),
+        ("9999-12-31 23:59:59-01:00", {}),
+        ("9999-12-31 23:59:59", {"zone": "America/Los_Angeles"}),
+        ("0001-01-01 00:00 +0100", {"pattern": "%Y-%m-%d %H:%M %z"}),
+        (2**62, {"unit": "us"}),
+        (float("nan"), {}),
+        ("1" + "0" * 5000, {}),
+    ],
+)
+def test_a_time_pushed_out_of_the_calendar_is_a_value_error_not_an_overflow(
+    value: object, kw: dict[str, str]
+) -> None:
+    """datetime raises OverflowError past year 1 or 9999; the shaper only catches ValueError."""
+    with pytest.raises(ValueError, match="out of range"):
+        normalize(value, **kw)
+
+
+def test_a_year_below_1000_keeps_four_digits() -> None:
+    assert normalize("0001-01-01 00:00:00") == "0001-01-01T00:00:00Z"
+    assert normalize("0999-05-01T02:00:00+02:00") == "0999-05-01T00:00:00Z"
+    assert normalize(-62135596800) == "0001-01-01T00:00:00Z"
+
+
 def test_a_fixed_unit_and_a_pattern() -> None:
     assert normalize(1768487400, unit="ms") == "1970-01-21T11:14:47.400Z"
     assert normalize("15/01/2026 14:30", pattern="%d/%m/%Y %H:%M") == "2026-01-15T14:30:00Z"
