@@ -29,8 +29,9 @@ from typing import Any
 import orjson
 
 from revbridge_cli.errors import InputError
-from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord, printable
+from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord
 from revbridge_cli.input.streams import BOM, Readable, StreamError
+from revbridge_cli.text import one_line
 
 CHUNK = 64 * 1024
 NUMERIC_COLUMNS = ("revenue", "event_value")
@@ -68,7 +69,7 @@ def parse_header(line: bytes, delimiter: str, source: str) -> list[str]:
         if str(e) == "unexpected end of data":  # the quote runs past the line: into the rows
             msg = "the header row has an unclosed quote (or a quoted newline)"
         else:
-            msg = f"the header row is not valid CSV ({printable(str(e))})"
+            msg = f"the header row is not valid CSV ({one_line(str(e))})"
         raise InputError(source, msg, 1) from None
     if len(rows) != 1:
         raise InputError(source, "the header row spans several lines (a quoted newline)", 1)
@@ -336,7 +337,7 @@ class CsvRows:
         except StopIteration:
             return None
         except csv.Error as e:
-            error = printable(str(e))
+            error = one_line(str(e))
         else:
             self._bad_utf8 = first_bad or next((t[3] for t in taken if t[3]), None)
             return cells

@@ -32,8 +32,9 @@ import orjson
 
 from revbridge_cli.errors import InputError
 from revbridge_cli.input.formats import PARQUET_MAGIC
-from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord, printable
+from revbridge_cli.input.raw import RAW_PREFIX_CHARS, RawRecord
 from revbridge_cli.shape.timestamps import epoch_to_iso
+from revbridge_cli.text import one_line
 
 BATCH_ROWS = 1024
 READ_BUFFER = 64 * 1024
@@ -80,7 +81,7 @@ class Unfit:
 def _one_line(text: str) -> str:
     """A library's message on one printable line: pyarrow's may hold newlines, and the bytes
     of a damaged footer it quotes."""
-    return printable(text)
+    return one_line(text)
 
 
 def is_parquet(path: str) -> bool:

@@ -39,15 +39,6 @@ class RawRecord:
     raw: str | None = None
 
 
-def printable(text: str) -> str:
-    """A message from a library (the csv module names the delimiter it wanted, a tab) as one
-    printable line: whitespace runs become a space, other control characters escapes."""
-    if text.isprintable():
-        return text
-    text = " ".join(text.replace("\t", "\\t").split())
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
 def type_name(value: Any) -> str:
     return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
 
