@@ -30,9 +30,9 @@ import sandbox_helpers
 
 from revbridge_cli.sandbox import Faults, Sandbox
 
-API_KEY = "rbk_test_0123456789abcdef"
-CUSTOMER_ID = "cust_test"
-E2E_FIXTURES = frozenset(("sandbox", "sb", "client"))
+API_KEY = sandbox_helpers.API_KEY
+CUSTOMER_ID = sandbox_helpers.CUSTOMER_ID
+E2E_FIXTURES = frozenset(("sandbox", "client"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,21 +75,15 @@ def purity_guard(
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    """The sandbox of the contract and fault tests (their requests carry sandbox_helpers' keys);
-    test_operator.py has its own."""
-    with Sandbox(api_key=sandbox_helpers.API_KEY, customer_id=sandbox_helpers.CUSTOMER_ID) as sb:
-        yield sb
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sb.url, timeout=10) as c:
+def client(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url, timeout=10) as c:
         yield c
 
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
+    """The one sandbox of the suite: a real server on 127.0.0.1 with the one test key, faults
+    off until a test switches them on (seeded, so a rate is the same run to run)."""
     with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, faults=Faults(seed=1)) as sb:
         yield sb
 

@@ -9,7 +9,8 @@ import orjson
 
 from revbridge_cli.contract import PATH
 
-API_KEY = "rbk_test_key"
+# The suite's one test key (conftest and every sandbox use it): distinctive, so a leak is found.
+API_KEY = "rbk_test_Zq9xW7vT3pL5mN8rK2jH"
 CUSTOMER_ID = "cust_test"
 
 # The request body of docs/contract.md ("Request body"), as the vendor documents it.

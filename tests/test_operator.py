@@ -14,12 +14,11 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import base_env, cli, event, write_ndjson
+from conftest import API_KEY, CUSTOMER_ID, base_env, cli, event, write_ndjson
 from typer.testing import CliRunner
 
 from revbridge_cli import __version__
@@ -30,9 +29,9 @@ from revbridge_cli.delivery.sender import Attempt
 from revbridge_cli.report.summary import Summary
 from revbridge_cli.sandbox import Faults, Sandbox
 
-SECRET = "rbk_live_Zq9xW7vT3pL5mN8rK2jH"  # distinctive: easy to find if it leaks
+SECRET = API_KEY  # the suite's one test key: distinctive, easy to find if it leaks
 WRONG = "rbk_live_WRONGwrongWRONG0000"
-CUSTOMER = "cust_operator"
+CUSTOMER = CUSTOMER_ID
 
 pytestmark = [
     pytest.mark.e2e,  # every test here runs a sandbox or the real command
@@ -52,12 +51,6 @@ def visible(text: str) -> str:
 
 def colour_codes(text: str) -> list[str]:
     return [m for m in _SGR.findall(text) if any(_COLOUR.match(p) for p in m.split(";"))]
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(api_key=SECRET, customer_id=CUSTOMER, faults=Faults(seed=1)) as sandbox:
-        yield sandbox
 
 
 def many_users(tmp_path: Path, n: int = 200, name: str = "events.ndjson") -> Path:
@@ -104,13 +97,15 @@ SLOW_SEND = ["--max-users", "10", "--concurrency", "1", "--retry-initial-delay",
 # ---- on a terminal ---------------------------------------------------------------------------
 
 
-def test_terminal_shows_live_progress_then_a_summary_table(sb: Sandbox, tmp_path: Path) -> None:
-    sb.faults = Faults(latency=0.03, fail_requests=(2,))
+def test_terminal_shows_live_progress_then_a_summary_table(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.faults = Faults(latency=0.03, fail_requests=(2,))
     data = many_users(tmp_path)
     # a retry wait long enough for the display (refreshed every 0.1 s) to show it, even on a
     # loaded machine
     args = ["send", str(data), "--max-users", "10", "--concurrency", "1"]
-    output, code = pty_run([*args, "--retry-initial-delay", "0.8"], tty_env(sb), tmp_path)
+    output, code = pty_run([*args, "--retry-initial-delay", "0.8"], tty_env(sandbox), tmp_path)
     assert code == 0, output
     assert "\x1b[" in output and colour_codes(output)  # a live display, drawn in colour
     text = visible(output)
@@ -124,12 +119,12 @@ def test_terminal_shows_live_progress_then_a_summary_table(sb: Sandbox, tmp_path
     assert "\x1b[?25h" in output  # the cursor is given back
 
 
-def test_terminal_with_no_color_has_no_colour_codes(sb: Sandbox, tmp_path: Path) -> None:
-    sb.faults = Faults(latency=0.03)
+def test_terminal_with_no_color_has_no_colour_codes(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.faults = Faults(latency=0.03)
     records = [event(f"u{i}", i) for i in range(200)]
     records.append({"identifiers": {"user_id": "v"}, "events": [{"name": "no event_name"}]})
     data = write_ndjson(tmp_path / "events.ndjson", records)
-    env = tty_env(sb, NO_COLOR="1")
+    env = tty_env(sandbox, NO_COLOR="1")
     output, code = pty_run(["send", str(data), *SLOW_SEND], env, tmp_path)
     assert code == 1, output  # one record set aside
     assert colour_codes(output) == []
@@ -144,15 +139,15 @@ def test_terminal_with_no_color_has_no_colour_codes(sb: Sandbox, tmp_path: Path)
 
 
 def test_a_503_storm_is_one_updating_line_and_the_log_keeps_every_retry(
-    sb: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     storm = tuple(range(2, 12))  # batch 2 is refused ten times, then goes in
-    sb.faults = Faults(latency=0.02, fail_requests=storm)
+    sandbox.faults = Faults(latency=0.02, fail_requests=storm)
     data = many_users(tmp_path, n=40)
     log = tmp_path / "run.log"
     args = ["send", str(data), "--max-users", "10", "--concurrency", "1", "--max-retries", "12"]
     args += ["--retry-initial-delay", "0.2", "--retry-max-delay", "0.2", "--log-file", str(log)]
-    output, code = pty_run(args, tty_env(sb), tmp_path)
+    output, code = pty_run(args, tty_env(sandbox), tmp_path)
     assert code == 0, output
     text = visible(output)
     assert "retrying batch" not in text  # no line per retry
@@ -160,7 +155,7 @@ def test_a_503_storm_is_one_updating_line_and_the_log_keeps_every_retry(
     assert "retries 10 (HTTP 503: 10)" in text
     # the screen's lines: a retry line is redrawn in place, never stacked in the scrollback
     assert text.count("retries 10 (HTTP 503: 10)") <= text.count("ETA") + 1
-    refused = [r["trace_id"] for r in sb.requests() if r["status"] == 503]
+    refused = [r["trace_id"] for r in sandbox.requests() if r["status"] == 503]
     assert len(refused) == 10
     logged = [line for line in log.read_text().splitlines() if "HTTP 503" in line]
     assert len(logged) == 10
@@ -168,18 +163,22 @@ def test_a_503_storm_is_one_updating_line_and_the_log_keeps_every_retry(
         assert f"trace_id {trace_id}" in line and "retry in" in line
 
 
-def test_quiet_on_a_terminal_prints_nothing(sb: Sandbox, tmp_path: Path) -> None:
-    output, code = pty_run(["send", "-q", str(many_users(tmp_path, 20))], tty_env(sb), tmp_path)
+def test_quiet_on_a_terminal_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    output, code = pty_run(
+        ["send", "-q", str(many_users(tmp_path, 20))], tty_env(sandbox), tmp_path
+    )
     assert (code, output) == (0, "")
-    assert len(sb.events()) == 20
+    assert len(sandbox.events()) == 20
 
 
-def test_json_to_a_pipe_while_the_display_is_on_the_terminal(sb: Sandbox, tmp_path: Path) -> None:
+def test_json_to_a_pipe_while_the_display_is_on_the_terminal(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     """`revbridge send --json ... | jq`: the display must not swallow stdout into stderr."""
-    sb.faults = Faults(latency=0.02)
+    sandbox.faults = Faults(latency=0.02)
     data = many_users(tmp_path, 50)
     command = f"{sys.executable} -m revbridge_cli send --json --max-users 5 {data} > out.json"
-    output, code = pty_run(["-c", command], tty_env(sb), tmp_path, program="/bin/sh")
+    output, code = pty_run(["-c", command], tty_env(sandbox), tmp_path, program="/bin/sh")
     assert code == 0, output
     assert "events/s" in output and "records_read" not in output
     summary = (tmp_path / "out.json").read_text()
@@ -189,11 +188,11 @@ def test_json_to_a_pipe_while_the_display_is_on_the_terminal(sb: Sandbox, tmp_pa
 # ---- off a terminal (cron, pipes, CI) --------------------------------------------------------
 
 
-def test_pipes_get_no_escape_codes_and_a_plain_summary(sb: Sandbox, tmp_path: Path) -> None:
-    sb.faults = Faults(fail_requests=(1,))
+def test_pipes_get_no_escape_codes_and_a_plain_summary(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.faults = Faults(fail_requests=(1,))
     data = many_users(tmp_path, 50)
     # a CI job that sets FORCE_COLOR for some other tool still gets a plain log
-    env = base_env(sb, TERM="xterm-256color", FORCE_COLOR="1")
+    env = base_env(sandbox, TERM="xterm-256color", FORCE_COLOR="1")
     result = cli("send", str(data), "--retry-initial-delay", "0.05", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x1b" not in result.stderr
@@ -203,13 +202,13 @@ def test_pipes_get_no_escape_codes_and_a_plain_summary(sb: Sandbox, tmp_path: Pa
     assert result.stdout == ""
 
 
-def test_quiet_in_a_pipe_prints_nothing_but_the_exit_code(sb: Sandbox, tmp_path: Path) -> None:
-    result = cli("send", "--quiet", str(many_users(tmp_path, 20)), sb=sb, cwd=tmp_path)
+def test_quiet_in_a_pipe_prints_nothing_but_the_exit_code(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = cli("send", "--quiet", str(many_users(tmp_path, 20)), sb=sandbox, cwd=tmp_path)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-def test_json_goes_to_stdout_alone(sb: Sandbox, tmp_path: Path) -> None:
-    result = cli("send", "--json", str(many_users(tmp_path, 20)), sb=sb, cwd=tmp_path)
+def test_json_goes_to_stdout_alone(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = cli("send", "--json", str(many_users(tmp_path, 20)), sb=sandbox, cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.count("\n") == 1 and '"events_accepted":20' in result.stdout
     assert "records read" in result.stderr
@@ -244,22 +243,22 @@ def test_plain_lines_are_throttled_and_say_where_the_run_is() -> None:
 
 
 def test_log_file_keeps_the_trace_id_of_every_request_not_a_plain_202(
-    sb: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # one 503, and one user the server refuses although the client's checks pass it
-    sb.faults = Faults(fail_requests=(1,), reject_user_ids=("blocked",))
+    sandbox.faults = Faults(fail_requests=(1,), reject_user_ids=("blocked",))
     records = [event(f"u{i}", i) for i in range(30)]
     records.insert(15, event("blocked", 99))
     data = write_ndjson(tmp_path / "events.ndjson", records)
     log = tmp_path / "run.log"
     result = cli(
         "send", str(data), "--log-file", str(log), "--max-users", "5",
-        "--retry-initial-delay", "0.05", sb=sb, cwd=tmp_path,
+        "--retry-initial-delay", "0.05", sb=sandbox, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr  # one user rejected
 
     text = log.read_text()
-    requests = sb.requests()
+    requests = sandbox.requests()
     failed = [r["trace_id"] for r in requests if r["status"] == 503]
     partial = [r["trace_id"] for r in requests if r["status"] == 202 and r["users_rejected"]]
     plain = [r["trace_id"] for r in requests if r["status"] == 202 and not r["users_rejected"]]
@@ -273,9 +272,9 @@ def test_log_file_keeps_the_trace_id_of_every_request_not_a_plain_202(
     assert "\x1b" not in text
 
 
-def test_log_file_that_cannot_be_opened_is_a_usage_error(sb: Sandbox, tmp_path: Path) -> None:
+def test_log_file_that_cannot_be_opened_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -> None:
     data = many_users(tmp_path, 5)
-    result = cli("send", str(data), "--log-file", str(tmp_path / "no" / "run.log"), sb=sb)
+    result = cli("send", str(data), "--log-file", str(tmp_path / "no" / "run.log"), sb=sandbox)
     assert result.returncode == 2
     assert result.stderr.startswith(f"revbridge: error: --log-file {tmp_path}/no/run.log: ")
     assert f"mkdir -p {tmp_path}/no" in result.stderr  # checked up front (config/outputs.py)
@@ -295,7 +294,7 @@ def _assert_nowhere(key: str, result: subprocess.CompletedProcess[str], folder: 
     "how", ["env", "flag", "file", "wrong key (401)"], ids=lambda how: how.split()[0]
 )
 def test_the_key_appears_in_no_output_log_rejected_or_state_file(
-    sb: Sandbox, tmp_path: Path, how: str
+    sandbox: Sandbox, tmp_path: Path, how: str
 ) -> None:
     records = [event(f"u{i}", i) for i in range(20)] + [{"user_id": "x"}]  # one invalid
     data = write_ndjson(tmp_path / "events.ndjson", records)
@@ -303,7 +302,7 @@ def test_the_key_appears_in_no_output_log_rejected_or_state_file(
     out.mkdir()
     args = ["send", str(data), "--log-file", str(out / "run.log"), "--state", str(out / "s.db")]
     args += ["--rejected", str(out / "rejected.ndjson")]
-    env = base_env(sb)
+    env = base_env(sandbox)
     key = SECRET
     if how == "flag":
         del env["REVBRIDGE_API_KEY"]
@@ -328,28 +327,28 @@ def test_the_key_appears_in_no_output_log_rejected_or_state_file(
     _assert_nowhere(SECRET, result, out)
 
 
-def test_a_key_typed_at_a_terminal_is_not_echoed(sb: Sandbox, tmp_path: Path) -> None:
-    env = base_env(sb, TERM="xterm-256color")
+def test_a_key_typed_at_a_terminal_is_not_echoed(sandbox: Sandbox, tmp_path: Path) -> None:
+    env = base_env(sandbox, TERM="xterm-256color")
     del env["REVBRIDGE_API_KEY"]
     data = many_users(tmp_path, 20)
     output, code = pty_run(["send", "--api-key-file", "-", str(data)], env, tmp_path, SECRET)
     assert code == 0, output
     assert output.startswith("API key: ")
     assert SECRET not in output and "records read" in visible(output)
-    assert len(sb.events()) == 20
+    assert len(sandbox.events()) == 20
 
 
 # ---- where the key and the settings come from ------------------------------------------------
 
 
-def test_api_key_file_from_stdin(sb: Sandbox, tmp_path: Path) -> None:
-    env = base_env(sb)
+def test_api_key_file_from_stdin(sandbox: Sandbox, tmp_path: Path) -> None:
+    env = base_env(sandbox)
     del env["REVBRIDGE_API_KEY"]
     data = many_users(tmp_path, 10)
     from_stdin = cli("send", "--api-key-file", "-", str(data), env=env, input=SECRET.encode())
     assert from_stdin.returncode == 0, from_stdin.stderr
     assert "warning" not in from_stdin.stderr
-    assert len(sb.events()) == 10
+    assert len(sandbox.events()) == 10
     both = cli("send", "--api-key-file", "-", "-", env=env, input=SECRET.encode())
     assert both.returncode == 2 and "cannot both read standard input" in both.stderr
 
@@ -372,8 +371,8 @@ def write_config(tmp_path: Path, sb: Sandbox, mode: int = 0o600) -> Path:
 
 
 @pytest.mark.parametrize("select", ["flags", "environment"])
-def test_a_profile_drives_a_run(sb: Sandbox, tmp_path: Path, select: str) -> None:
-    config = write_config(tmp_path, sb)
+def test_a_profile_drives_a_run(sandbox: Sandbox, tmp_path: Path, select: str) -> None:
+    config = write_config(tmp_path, sandbox)
     data = many_users(tmp_path, 10)
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -385,22 +384,22 @@ def test_a_profile_drives_a_run(sb: Sandbox, tmp_path: Path, select: str) -> Non
         result = cli("send", str(data), env=env, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr
-    assert len(sb.events()) == 10
+    assert len(sandbox.events()) == 10
 
 
-def test_config_shows_masked_key_and_sources(sb: Sandbox, tmp_path: Path) -> None:
-    config = write_config(tmp_path, sb)
+def test_config_shows_masked_key_and_sources(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sandbox)
     result = cli("config", "--config", str(config), "--profile", "sandbox", env=base_env())
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert mask(SECRET) in rows["api_key"] and SECRET[-4:] in rows["api_key"]
     assert "profile sandbox (" in rows["api_key"] and "sandbox.key" in rows["api_key"]
-    assert sb.url in rows["base_url"] and "profile sandbox" in rows["base_url"]
+    assert sandbox.url in rows["base_url"] and "profile sandbox" in rows["base_url"]
     assert rows["profile"].split()[1:] == ["sandbox", "flag", "--profile"]
     assert "flag --config" in rows["config"]
 
-    env = base_env(sb, REVBRIDGE_CONFIG=str(config))
+    env = base_env(sandbox, REVBRIDGE_CONFIG=str(config))
     result = cli("config", env=env)
     rows = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert "env REVBRIDGE_API_KEY" in rows["api_key"] and mask(SECRET) in rows["api_key"]
@@ -412,8 +411,8 @@ def test_config_shows_masked_key_and_sources(sb: Sandbox, tmp_path: Path) -> Non
     assert "flag --api-key" in on_the_line.stdout and "shell history" in on_the_line.stdout
 
 
-def test_a_config_file_others_can_read_draws_a_warning(sb: Sandbox, tmp_path: Path) -> None:
-    config = write_config(tmp_path, sb, mode=0o644)
+def test_a_config_file_others_can_read_draws_a_warning(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sandbox, mode=0o644)
     shown = cli("config", "--config", str(config), "--profile", "sandbox", env=base_env())
     assert shown.returncode == 0
     assert f"warning: config file {config} can be read by group or others (mode 0644)" in (
@@ -513,9 +512,9 @@ def test_root_help_offers_shell_completion_and_version() -> None:
     assert (version.returncode, version.stdout) == (0, f"revbridge {__version__}\n")
 
 
-def test_a_dumb_terminal_gets_plain_output(sb: Sandbox, tmp_path: Path) -> None:
+def test_a_dumb_terminal_gets_plain_output(sandbox: Sandbox, tmp_path: Path) -> None:
     """TERM=dumb (Emacs shell, some CI runners) cannot redraw a line: plain output."""
-    env = base_env(sb, TERM="dumb")
+    env = base_env(sandbox, TERM="dumb")
     output, code = pty_run(["send", str(many_users(tmp_path, 10))], env, tmp_path)
     assert code == 0, output
     assert "\x1b" not in output and "records read" in output

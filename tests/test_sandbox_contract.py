@@ -64,7 +64,7 @@ def test_vendor_example_is_accepted(client: httpx.Client) -> None:
     assert error_body(response) == {"users_accepted": 1, "users_rejected": 0, "errors": []}
 
 
-def test_partial_acceptance_matches_vendor_example(client: httpx.Client, sb: Sandbox) -> None:
+def test_partial_acceptance_matches_vendor_example(client: httpx.Client, sandbox: Sandbox) -> None:
     response = post(client, VENDOR_PARTIAL_REQUEST)
     assert response.status_code == 202
     body = response.json()
@@ -74,7 +74,7 @@ def test_partial_acceptance_matches_vendor_example(client: httpx.Client, sb: San
         "users_rejected": 2,
         "errors": VENDOR_PARTIAL_ERRORS,
     }
-    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
+    assert [e["identifiers"]["user_id"] for e in sandbox.events()] == ["u1"]
 
 
 def test_errors_are_in_user_index_order_with_exact_counts(client: httpx.Client) -> None:
@@ -214,7 +214,7 @@ def test_first_fault_wins(client: httpx.Client, user: Any, message: str) -> None
 # -- 400 -------------------------------------------------------------------------------------
 
 
-def test_every_user_invalid_is_validation_failed(client: httpx.Client, sb: Sandbox) -> None:
+def test_every_user_invalid_is_validation_failed(client: httpx.Client, sandbox: Sandbox) -> None:
     users = [{"identifiers": {"first_name": "Ada"}, "events": [EVENT_OK]}, {"events": []}]
     response = post(client, {"users": users})
     assert response.status_code == 400
@@ -226,7 +226,7 @@ def test_every_user_invalid_is_validation_failed(client: httpx.Client, sb: Sandb
             {"userIndex": 1, "message": "identifiers is required"},
         ],
     }
-    assert sb.events() == []
+    assert sandbox.events() == []
 
 
 @pytest.mark.parametrize(
@@ -250,12 +250,12 @@ def test_every_user_invalid_is_validation_failed(client: httpx.Client, sb: Sandb
     ],
 )
 def test_each_request_error(
-    client: httpx.Client, sb: Sandbox, body: Any, content_type: str, message: str
+    client: httpx.Client, sandbox: Sandbox, body: Any, content_type: str, message: str
 ) -> None:
     response = post(client, body, headers=auth_headers(content_type=content_type))
     assert response.status_code == 400
     assert error_body(response) == {"error": message}
-    assert sb.events() == []
+    assert sandbox.events() == []
 
 
 def test_content_type_is_checked_before_json(client: httpx.Client) -> None:
@@ -321,14 +321,14 @@ def test_query_string_does_not_change_the_path(client: httpx.Client) -> None:
 
 
 def test_body_at_the_limit_is_accepted_and_one_byte_more_is_too_large(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     response = post(client, body_of_size(10_000_000))
     assert response.status_code == 202
     response = post(client, body_of_size(10_000_001))
     assert response.status_code == 413
     assert error_body(response) == {"error": "payload too large"}
-    assert len(sb.events()) == 1
+    assert len(sandbox.events()) == 1
 
 
 def test_chunked_bodies_are_read_and_limited(client: httpx.Client) -> None:
@@ -346,8 +346,8 @@ def test_chunked_bodies_are_read_and_limited(client: httpx.Client) -> None:
 # -- connections -----------------------------------------------------------------------------
 
 
-def test_keep_alive_serves_many_requests_on_one_connection(sb: Sandbox) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", sb.port, timeout=10)
+def test_keep_alive_serves_many_requests_on_one_connection(sandbox: Sandbox) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
     first_socket = None
     bodies = [
         (orjson.dumps(VENDOR_REQUEST), GOOD, 202),
@@ -366,11 +366,11 @@ def test_keep_alive_serves_many_requests_on_one_connection(sb: Sandbox) -> None:
     conn.close()
 
 
-def test_many_concurrent_connections(sb: Sandbox) -> None:
+def test_many_concurrent_connections(sandbox: Sandbox) -> None:
     statuses: list[int] = []
 
     def send(i: int) -> None:
-        with httpx.Client(base_url=sb.url, timeout=10) as c:
+        with httpx.Client(base_url=sandbox.url, timeout=10) as c:
             statuses.append(post(c, {"users": [valid_user(f"u{i}")]}).status_code)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(32)]
@@ -379,23 +379,23 @@ def test_many_concurrent_connections(sb: Sandbox) -> None:
     for thread in threads:
         thread.join()
     assert statuses == [202] * 32
-    assert sb.stats()["users_accepted"] == 32
+    assert sandbox.stats()["users_accepted"] == 32
 
 
 def test_survives_garbage_and_clients_that_vanish_mid_body(
-    sb: Sandbox, client: httpx.Client
+    sandbox: Sandbox, client: httpx.Client
 ) -> None:
-    with socket.create_connection(("127.0.0.1", sb.port), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as raw:
         raw.sendall(b"this is not http\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 400")
-    with socket.create_connection(("127.0.0.1", sb.port), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as raw:
         head = (
             f"POST /ingest/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
             f"x-customer-id: {CUSTOMER_ID}\r\nContent-Type: application/json\r\n"
             "Content-Length: 5000\r\n\r\n"
         )
         raw.sendall(head.encode() + b'{"users": [')
-    with socket.create_connection(("127.0.0.1", sb.port), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as raw:
         raw.sendall(b"POST /ingest/events HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 4")
     assert post(client, VENDOR_REQUEST).status_code == 202
@@ -405,10 +405,10 @@ def test_survives_garbage_and_clients_that_vanish_mid_body(
 
 
 def test_accepted_events_are_stored_with_properties_and_trace_id(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     trace_id = post(client, VENDOR_PARTIAL_REQUEST).json()["trace_id"]
-    (event,) = sb.events()
+    (event,) = sandbox.events()
     assert event["trace_id"] == trace_id
     assert event["identifiers"] == {"user_id": "u1", "email": "a@example.com", "first_name": "Ada"}
     assert event["user_key"] == '["u1","a@example.com",null,null]'
@@ -419,34 +419,36 @@ def test_accepted_events_are_stored_with_properties_and_trace_id(
     assert event["properties"] == {"product_id": "sku-1"}
 
 
-def test_missing_timestamp_is_stamped_with_arrival_time(client: httpx.Client, sb: Sandbox) -> None:
+def test_missing_timestamp_is_stamped_with_arrival_time(
+    client: httpx.Client, sandbox: Sandbox
+) -> None:
     post(client, {"users": [{"identifiers": {"anon_id": "a"}, "events": [EVENT_OK]}]})
-    (event,) = sb.events()
+    (event,) = sandbox.events()
     assert event["timestamp"] == event["received_at"]
     assert event["revenue"] is None
 
 
-def test_profile_properties_merge_last_write_wins(client: httpx.Client, sb: Sandbox) -> None:
+def test_profile_properties_merge_last_write_wins(client: httpx.Client, sandbox: Sandbox) -> None:
     first = valid_user("u1", user_properties={"tier": "gold", "city": "Oslo"})
     second = valid_user("u1", user_properties={"tier": "platinum", "score": None})
     post(client, {"users": [first]})
     post(client, {"users": [second, valid_user("u2")]})
-    profiles = sb.profiles()
+    profiles = sandbox.profiles()
     assert profiles['["u1",null,null,null]']["user_properties"] == {
         "tier": "platinum",
         "city": "Oslo",
         "score": None,
     }
     assert profiles['["u2",null,null,null]']["user_properties"] == {}
-    assert len(sb.events()) == 3
+    assert len(sandbox.events()) == 3
 
 
-def test_every_request_gets_a_row(client: httpx.Client, sb: Sandbox) -> None:
+def test_every_request_gets_a_row(client: httpx.Client, sandbox: Sandbox) -> None:
     post(client, VENDOR_PARTIAL_REQUEST)
     post(client, b"{")
     post(client, VENDOR_REQUEST, headers={})
     client.get("/ingest/events")
-    rows = sb.requests()
+    rows = sandbox.requests()
     assert [row["status"] for row in rows] == [202, 400, 401, 405]
     assert rows[0]["users_accepted"] == 1
     assert rows[0]["users_rejected"] == 2
@@ -454,7 +456,7 @@ def test_every_request_gets_a_row(client: httpx.Client, sb: Sandbox) -> None:
     assert rows[0]["bytes"] == len(orjson.dumps(VENDOR_PARTIAL_REQUEST))
     assert rows[2]["trace_id"] is None
     assert all(row["fault"] is None for row in rows)
-    assert sb.stats() == {
+    assert sandbox.stats() == {
         "requests": 4,
         "requests_by_status": {202: 1, 400: 1, 401: 1, 405: 1},
         "users_accepted": 1,
@@ -498,11 +500,11 @@ def test_db_file_is_kept(tmp_path: Any) -> None:
     assert len(sb.events()) == 1
 
 
-def test_profiles_are_current_after_every_request(client: httpx.Client, sb: Sandbox) -> None:
+def test_profiles_are_current_after_every_request(client: httpx.Client, sandbox: Sandbox) -> None:
     """The profile rows are written in the request's own transaction: a plain sqlite3 reader
     (no flush, no fold) sees every answered request's profiles, merged last write wins."""
-    assert sb.db_path is not None
-    conn = sqlite3.connect(sb.db_path)
+    assert sandbox.db_path is not None
+    conn = sqlite3.connect(sandbox.db_path)
     try:
         for n in range(5):
             props = {"n": n, f"only_{n}": True}

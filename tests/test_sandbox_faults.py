@@ -65,15 +65,15 @@ def test_parse_numbers() -> None:
 # -- over the wire ---------------------------------------------------------------------------
 
 
-def test_latency_is_added_before_answering(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(latency=0.3)
+def test_latency_is_added_before_answering(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(latency=0.3)
     started = time.monotonic()
     assert post(client, VENDOR_REQUEST).status_code == 202
     assert time.monotonic() - started >= 0.3
 
 
-def test_fail_requests_answer_503_and_store_nothing(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(fail_requests=(2,))
+def test_fail_requests_answer_503_and_store_nothing(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(fail_requests=(2,))
     statuses = [post(client, one_user(i)) for i in range(3)]
     assert [r.status_code for r in statuses] == [202, 503, 202]
     failed = statuses[1]
@@ -81,8 +81,8 @@ def test_fail_requests_answer_503_and_store_nothing(client: httpx.Client, sb: Sa
     assert failed.json()["error"] == "service temporarily unavailable"
     assert failed.headers["x-trace-id"] == failed.json()["trace_id"]
     assert "retry-after" not in failed.headers
-    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u0", "u2"]
-    assert [(r["status"], r["fault"]) for r in sb.requests()] == [
+    assert [e["identifiers"]["user_id"] for e in sandbox.events()] == ["u0", "u2"]
+    assert [(r["status"], r["fault"]) for r in sandbox.requests()] == [
         (202, None),
         (503, "fail"),
         (202, None),
@@ -100,9 +100,9 @@ def test_fail_requests_answer_503_and_store_nothing(client: httpx.Client, sb: Sa
     ],
 )
 def test_fail_status_and_retry_after(
-    client: httpx.Client, sb: Sandbox, status: int, message: str
+    client: httpx.Client, sandbox: Sandbox, status: int, message: str
 ) -> None:
-    sb.faults = Faults(fail_requests=(1,), fail_status=status, retry_after=2)
+    sandbox.faults = Faults(fail_requests=(1,), fail_status=status, retry_after=2)
     response = post(client, VENDOR_REQUEST)
     assert response.status_code == status
     assert response.headers["retry-after"] == "2"
@@ -110,9 +110,9 @@ def test_fail_status_and_retry_after(
     uuid.UUID(response.json()["trace_id"])
 
 
-def test_fail_rate_is_seeded(client: httpx.Client, sb: Sandbox) -> None:
+def test_fail_rate_is_seeded(client: httpx.Client, sandbox: Sandbox) -> None:
     faults = Faults(seed=42, fail_rate=0.5)
-    sb.faults = faults
+    sandbox.faults = faults
     failed = [n for n in range(1, 21) if post(client, one_user(n)).status_code == 503]
     assert failed == [n for n in range(1, 21) if faults.decide(n).fail]
     assert 0 < len(failed) < 20
@@ -122,56 +122,56 @@ def test_fail_rate_is_seeded(client: httpx.Client, sb: Sandbox) -> None:
     assert rerun == failed
 
 
-def test_requests_are_numbered_after_auth(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(fail_requests=(1,))
+def test_requests_are_numbered_after_auth(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(fail_requests=(1,))
     assert post(client, VENDOR_REQUEST, headers={}).status_code == 401
     client.get("/ingest/events")
     assert post(client, VENDOR_REQUEST).status_code == 503
 
 
-def test_hang_stores_then_answers_too_late(sb: Sandbox) -> None:
-    sb.faults = Faults(hang_requests=(1,), hang_seconds=600)  # longer than the test may take
-    with httpx.Client(base_url=sb.url, timeout=0.5) as c, pytest.raises(httpx.ReadTimeout):
+def test_hang_stores_then_answers_too_late(sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(hang_requests=(1,), hang_seconds=600)  # longer than the test may take
+    with httpx.Client(base_url=sandbox.url, timeout=0.5) as c, pytest.raises(httpx.ReadTimeout):
         post(c, VENDOR_REQUEST)
-    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
-    assert [(r["status"], r["fault"]) for r in sb.requests()] == [(202, "hang")]
-    with httpx.Client(base_url=sb.url, timeout=5) as c:
+    assert [e["identifiers"]["user_id"] for e in sandbox.events()] == ["u1"]
+    assert [(r["status"], r["fault"]) for r in sandbox.requests()] == [(202, "hang")]
+    with httpx.Client(base_url=sandbox.url, timeout=5) as c:
         assert post(c, one_user(2)).status_code == 202  # only the numbered request hangs
-    sb.stop()  # returns at all: stop() does not sit out the hang (pytest-timeout would fail it)
+    sandbox.stop()  # returns at all: stop() does not sit out the hang (pytest-timeout fails it)
 
 
-def test_hang_answers_after_hang_seconds(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(hang_requests=(1,), hang_seconds=0.3)
+def test_hang_answers_after_hang_seconds(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(hang_requests=(1,), hang_seconds=0.3)
     started = time.monotonic()
     assert post(client, VENDOR_REQUEST).status_code == 202
     assert time.monotonic() - started >= 0.3
 
 
-def test_reset_without_store(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(reset_requests=(1,))
+def test_reset_without_store(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(reset_requests=(1,))
     with pytest.raises(httpx.TransportError):
         post(client, VENDOR_REQUEST)
-    assert sb.events() == []
-    assert [(r["status"], r["fault"]) for r in sb.requests()] == [(0, "reset")]
-    assert sb.stats()["requests_by_status"] == {0: 1}
+    assert sandbox.events() == []
+    assert [(r["status"], r["fault"]) for r in sandbox.requests()] == [(0, "reset")]
+    assert sandbox.stats()["requests_by_status"] == {0: 1}
     assert post(client, one_user(2)).status_code == 202  # the client reconnects
 
 
-def test_reset_after_store(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(reset_requests=(1,), reset_after_store=True)
+def test_reset_after_store(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(reset_requests=(1,), reset_after_store=True)
     with pytest.raises(httpx.TransportError):
         post(client, VENDOR_REQUEST)
-    assert len(sb.events()) == 1
-    (row,) = sb.requests()
+    assert len(sandbox.events()) == 1
+    (row,) = sandbox.requests()
     assert (row["status"], row["fault"], row["users_accepted"]) == (0, "reset_after_store", 1)
 
 
-def test_reset_rate_is_seeded(sb: Sandbox) -> None:
+def test_reset_rate_is_seeded(sandbox: Sandbox) -> None:
     faults = Faults(seed=3, reset_rate=0.5)
-    sb.faults = faults
+    sandbox.faults = faults
     outcomes = []
     for n in range(1, 11):
-        with httpx.Client(base_url=sb.url, timeout=5) as c:
+        with httpx.Client(base_url=sandbox.url, timeout=5) as c:
             try:
                 outcomes.append(post(c, one_user(n)).status_code)
             except httpx.TransportError:
@@ -179,29 +179,29 @@ def test_reset_rate_is_seeded(sb: Sandbox) -> None:
     assert outcomes == [0 if faults.decide(n).reset else 202 for n in range(1, 11)]
 
 
-def test_lower_body_limit(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(max_body_bytes=1000)
+def test_lower_body_limit(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(max_body_bytes=1000)
     assert post(client, body_of_size(1000)).status_code == 202
     response = post(client, body_of_size(1001))
     assert response.status_code == 413
     assert response.json()["error"] == "payload too large"
-    assert [r["fault"] for r in sb.requests()] == [None, "max_body_bytes"]
+    assert [r["fault"] for r in sandbox.requests()] == [None, "max_body_bytes"]
 
 
-def test_revoke_after(client: httpx.Client, sb: Sandbox) -> None:
-    sb.faults = Faults(revoke_after=2)
+def test_revoke_after(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(revoke_after=2)
     responses = [post(client, one_user(i)) for i in range(4)]
     assert [r.status_code for r in responses] == [202, 202, 401, 401]
     assert responses[2].json() == {"error": "unauthorized"}
-    assert [r["fault"] for r in sb.requests()][2:] == ["revoked", "revoked"]
+    assert [r["fault"] for r in sandbox.requests()][2:] == ["revoked", "revoked"]
 
 
-def test_faults_change_at_runtime(client: httpx.Client, sb: Sandbox) -> None:
+def test_faults_change_at_runtime(client: httpx.Client, sandbox: Sandbox) -> None:
     assert post(client, one_user(1)).status_code == 202
-    sb.set_faults(fail_requests=(2,), fail_status=502)
-    assert sb.faults.fail_status == 502
+    sandbox.set_faults(fail_requests=(2,), fail_status=502)
+    assert sandbox.faults.fail_status == 502
     assert post(client, one_user(2)).status_code == 502
-    sb.faults = Faults()
+    sandbox.faults = Faults()
     assert post(client, one_user(3)).status_code == 202
 
 
@@ -212,11 +212,11 @@ def test_faults_at_construction() -> None:
 
 
 def test_reject_user_ids_refuses_listed_users_the_rules_pass(
-    sb: Sandbox, client: httpx.Client
+    sandbox: Sandbox, client: httpx.Client
 ) -> None:
     from revbridge_cli.sandbox.faults import REJECTED_USER_MESSAGE
 
-    sb.faults = Faults(reject_user_ids=("u2",))
+    sandbox.faults = Faults(reject_user_ids=("u2",))
     users = [valid_user("u1"), valid_user("u2"), {"events": []}]
     response = post(client, {"users": users})
     assert response.status_code == 202
@@ -224,8 +224,8 @@ def test_reject_user_ids_refuses_listed_users_the_rules_pass(
         {"userIndex": 1, "message": REJECTED_USER_MESSAGE},
         {"userIndex": 2, "message": "identifiers is required"},
     ]
-    assert [e["identifiers"]["user_id"] for e in sb.events()] == ["u1"]
-    sb.faults = Faults(reject_user_ids=("u1",))
+    assert [e["identifiers"]["user_id"] for e in sandbox.events()] == ["u1"]
+    sandbox.faults = Faults(reject_user_ids=("u1",))
     response = post(client, {"users": [valid_user("u1")]})
     assert response.status_code == 400
     assert response.json()["error"] == "validation failed"

@@ -51,8 +51,8 @@ def by_user_id(sb: Sandbox) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def client(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sb.url) as http:
+def client(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url) as http:
         yield http
 
 
@@ -61,7 +61,7 @@ def client(sb: Sandbox) -> Iterator[httpx.Client]:
 
 @pytest.mark.e2e
 def test_objects_sharing_an_identifier_in_one_request_are_one_profile(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     send(
         client,
@@ -69,7 +69,7 @@ def test_objects_sharing_an_identifier_in_one_request_are_one_profile(
         user({"city": "Oslo"}, anon_id="a1", email="ada@example.com"),
         user(phone_number="+4712345678", email="ada@example.com"),
     )
-    profile = only(sb)
+    profile = only(sandbox)
     assert profile["identities"] == {
         "user_id": ["u1"],
         "anon_id": ["a1"],
@@ -77,18 +77,18 @@ def test_objects_sharing_an_identifier_in_one_request_are_one_profile(
         "phone_number": ["+4712345678"],
     }
     assert profile["user_properties"] == {"plan": "free", "city": "Oslo"}
-    assert len(sb.events()) == 3  # events keep the identifiers their object was sent with
+    assert len(sandbox.events()) == 3  # events keep the identifiers their object was sent with
 
 
 @pytest.mark.e2e
 def test_a_link_in_a_later_request_merges_profiles_transitively(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     send(client, user({"a": 1}, anon_id="a1", email="ada@example.com"))
     send(client, user({"c": 3}, phone_number="+47"))
-    assert len(sb.profiles()) == 2
+    assert len(sandbox.profiles()) == 2
     send(client, user({"b": 2}, email="ada@example.com", phone_number="+47"))
-    profile = only(sb)
+    profile = only(sandbox)
     assert profile["user_properties"] == {"a": 1, "b": 2, "c": 3}
     assert sorted(profile["identities"]) == ["anon_id", "email", "phone_number"]
     assert profile["profile_id"] == 1  # the older profile survives the merge
@@ -96,47 +96,49 @@ def test_a_link_in_a_later_request_merges_profiles_transitively(
 
 @pytest.mark.e2e
 def test_two_anonymous_profiles_merge_when_a_later_object_links_them(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     send(client, user({"device": "phone"}, anon_id="phone-1"))
     send(client, user({"device": "laptop"}, anon_id="laptop-1"))
     send(client, user(user_id="u1", anon_id="phone-1"))
     send(client, user(user_id="u1", anon_id="laptop-1"))
-    profile = only(sb)
+    profile = only(sandbox)
     assert profile["identities"] == {"anon_id": ["phone-1", "laptop-1"], "user_id": ["u1"]}
     assert profile["user_properties"] == {"device": "laptop"}  # written last
 
 
 @pytest.mark.e2e
-def test_two_user_ids_are_never_one_profile(client: httpx.Client, sb: Sandbox) -> None:
+def test_two_user_ids_are_never_one_profile(client: httpx.Client, sandbox: Sandbox) -> None:
     """A shared email would join A and B: the link is refused, each keeps its own profile
     and its own properties, and the email stays with the profile that had it first."""
     send(client, user({"tier": "gold"}, user_id="A", email="shared@example.com"))
     send(client, user({"tier": "silver"}, user_id="B", email="shared@example.com"))
-    profiles = by_user_id(sb)
+    profiles = by_user_id(sandbox)
     assert set(profiles) == {"A", "B"}
     assert profiles["A"]["identities"] == {"user_id": ["A"], "email": ["shared@example.com"]}
     assert profiles["B"]["identities"] == {"user_id": ["B"]}
     assert "email" not in profiles["B"]["identifiers"]
     assert profiles["A"]["user_properties"] == {"tier": "gold"}
     assert profiles["B"]["user_properties"] == {"tier": "silver"}
-    (link,) = sb.refused_links()
+    (link,) = sandbox.refused_links()
     assert (link["kind"], link["value"]) == ("email", "shared@example.com")
     assert link["profile_id"] == profiles["B"]["profile_id"]
     assert link["owner_profile_id"] == profiles["A"]["profile_id"]
     # the same object again: refused again, still two profiles
     send(client, user(user_id="B", email="shared@example.com"))
-    assert len(sb.profiles()) == 2 and len(sb.refused_links()) == 2
+    assert len(sandbox.profiles()) == 2 and len(sandbox.refused_links()) == 2
 
 
 @pytest.mark.e2e
-def test_within_one_request_the_conflict_is_refused_too(client: httpx.Client, sb: Sandbox) -> None:
+def test_within_one_request_the_conflict_is_refused_too(
+    client: httpx.Client, sandbox: Sandbox
+) -> None:
     send(
         client,
         user({"n": 1}, user_id="A", anon_id="device-1"),
         user({"n": 2}, user_id="B", anon_id="device-1"),
     )
-    profiles = by_user_id(sb)
+    profiles = by_user_id(sandbox)
     assert profiles["A"]["identities"] == {"user_id": ["A"], "anon_id": ["device-1"]}
     assert profiles["B"]["identities"] == {"user_id": ["B"]}
     assert (profiles["A"]["user_properties"], profiles["B"]["user_properties"]) == (
@@ -147,32 +149,32 @@ def test_within_one_request_the_conflict_is_refused_too(client: httpx.Client, sb
 
 @pytest.mark.e2e
 def test_an_object_without_user_id_goes_where_its_highest_identifier_leads(
-    client: httpx.Client, sb: Sandbox
+    client: httpx.Client, sandbox: Sandbox
 ) -> None:
     """anon_id leads to A's profile, email to B's: email outranks anon_id, so the object
     joins B and the anon_id link is the one refused."""
     send(client, user(user_id="A", anon_id="device-1"), user(user_id="B", email="b@example.com"))
     send(client, user({"plan": "pro"}, anon_id="device-1", email="b@example.com"))
-    profiles = by_user_id(sb)
+    profiles = by_user_id(sandbox)
     assert profiles["B"]["user_properties"] == {"plan": "pro"}
     assert profiles["A"]["user_properties"] == {}
     assert profiles["A"]["identities"]["anon_id"] == ["device-1"]
     assert "anon_id" not in profiles["B"]["identities"]
-    assert [link["kind"] for link in sb.refused_links()] == ["anon_id"]
+    assert [link["kind"] for link in sandbox.refused_links()] == ["anon_id"]
 
 
 @pytest.mark.e2e
-def test_last_write_wins_per_key_across_a_merge(client: httpx.Client, sb: Sandbox) -> None:
+def test_last_write_wins_per_key_across_a_merge(client: httpx.Client, sandbox: Sandbox) -> None:
     """Whichever profile survives, each key keeps the value written last before the merge."""
     send(client, user({"plan": "basic", "color": "red"}, first_name="Ada", anon_id="a1"))
     send(client, user({"plan": "pro"}, first_name="Ada L.", email="ada@example.com"))
     send(client, user({"color": "blue"}, anon_id="a1"))  # after the email profile's write
     send(client, user(anon_id="a1", email="ada@example.com"))
-    profile = only(sb)
+    profile = only(sandbox)
     assert profile["user_properties"] == {"plan": "pro", "color": "blue"}
     assert profile["identifiers"]["first_name"] == "Ada L."
     send(client, user({"plan": "team"}, email="ada@example.com"))  # after the merge: plain LWW
-    assert only(sb)["user_properties"] == {"plan": "team", "color": "blue"}
+    assert only(sandbox)["user_properties"] == {"plan": "team", "color": "blue"}
 
 
 @pytest.mark.e2e
