@@ -324,7 +324,8 @@ class Run:
         self.summary.exit_code = int(self._exit_code())
         if self._run_row is not None and self.settings.state:
             try:  # only what `state show` reports: the run's outcome stands either way
-                runlog.end(self.settings.state, self._run_row, self.summary)
+                counts = {name: getattr(self.summary, name) for name in runlog.COUNTS}
+                runlog.end(self.settings.state, self._run_row, self.summary.exit_code, counts)
             except (OSError, sqlite3.Error) as exc:
                 self.summary.notices.append(f"the run's end could not be noted in the state: {exc}")
 

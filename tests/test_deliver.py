@@ -12,8 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.delivery.exchange import in_doubt, unbind
-from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.delivery.sender import AdaptiveLimit, Attempt, Outcome, Sender, split
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.pack.packer import Packer

@@ -33,8 +33,8 @@ from conftest import (
 )
 from test_durable import duplicates, finish, run, start
 
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.delivery.lanes import Lanes
-from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.delivery.sender import AdaptiveLimit, Outcome, Sender
 from revbridge_cli.pack.batch import Batch
 from revbridge_cli.sandbox import Sandbox

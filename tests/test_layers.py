@@ -3,6 +3,11 @@ above the run, the command line on top; the sandbox stands apart. A module may i
 own layer or one below, never one above, so the library never loads the CLI (Typer, Rich,
 Click) and no cycle can form across layers.
 
+The run's own packages are layers too, in the order a run is built (its settings, delivery,
+the journal, the report, the feed, the run itself): one layer for all of them let state and
+report, or config and delivery, import each other. Within a layer, no module may reach itself
+through its imports (cli/app and cli/commands once did, registering by a late import).
+
 The layers are read from the source with `ast`: every import counts, top level or inside a
 function, since a deferred import is still a dependency.
 """
@@ -21,8 +26,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "revbridge_cli"
 
 # Longest prefix wins. shape/timestamps.py is a pure leaf (it imports the contract only) that
 # both the Parquet reader and the shaper read: it sits below both. config/ is where options
-# come from (bounds, credentials, profiles); its settings module assembles the run's options
-# from every stage's, so it belongs with the run.
+# come from (bounds, credentials, profiles, the retry policy); its settings module assembles
+# the run's options from every stage's, so it sits above the stages, below what reads it.
+# text.py (terminal-safe text, redaction) imports nothing of the package: every layer may.
 LAYERS: dict[str, int] = {
     "revbridge_cli.errors": 0,
     "revbridge_cli.contract": 0,
@@ -35,19 +41,19 @@ LAYERS: dict[str, int] = {
     "revbridge_cli.shape": 2,
     "revbridge_cli.pack": 3,
     "revbridge_cli.config.settings": 4,
-    "revbridge_cli.delivery": 4,
-    "revbridge_cli.state": 4,
-    "revbridge_cli.report": 4,
-    "revbridge_cli.feed": 4,
-    "revbridge_cli.run": 4,
-    "revbridge_cli": 5,  # the package root re-exports the API
-    "revbridge_cli.api": 5,
-    "revbridge_cli.arguments": 5,
-    "revbridge_cli.engines": 6,
-    "revbridge_cli.spark": 6,
-    "revbridge_cli.dask": 6,
-    "revbridge_cli.cli": 7,
-    "revbridge_cli.__main__": 7,
+    "revbridge_cli.delivery": 5,
+    "revbridge_cli.state": 6,
+    "revbridge_cli.report": 7,
+    "revbridge_cli.feed": 8,
+    "revbridge_cli.run": 9,
+    "revbridge_cli": 10,  # the package root re-exports the API
+    "revbridge_cli.api": 10,
+    "revbridge_cli.arguments": 10,
+    "revbridge_cli.engines": 11,
+    "revbridge_cli.spark": 11,
+    "revbridge_cli.dask": 11,
+    "revbridge_cli.cli": 12,
+    "revbridge_cli.__main__": 12,
 }
 SANDBOX = "revbridge_cli.sandbox"
 SANDBOX_MAY_IMPORT = {"revbridge_cli.contract", "revbridge_cli.loopback", "revbridge_cli.errors"}
@@ -110,6 +116,45 @@ def test_the_layers_name_every_module() -> None:
     """A new module or package is placed on purpose, not by a default."""
     for path in MODULES:
         _layer(_module_name(path))
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle in `graph`, as the modules around it (first repeated last), or None."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        path.append(name)
+        for target in sorted(graph.get(name, ())):
+            found = visit(target)
+            if found:
+                return found
+        path.pop()
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        found = visit(name)
+        if found:
+            return found
+    return None
+
+
+def test_no_module_reaches_itself_through_its_imports() -> None:
+    """The layers forbid cycles between layers; this forbids them inside one (a package)."""
+    graph = {_module_name(path): _imports(path) - {_module_name(path)} for path in MODULES}
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    """The check above is only worth its pass if it can fail."""
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"b"}}) is None
 
 
 @pytest.mark.e2e

@@ -31,9 +31,9 @@ from books import assert_books_balance
 from conftest import base_env, cli, cli_json, event, write_ndjson
 from odd_server import API_KEY, CUSTOMER_ID, OddServer, http_response
 
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.delivery.limit import AdaptiveLimit
 from revbridge_cli.delivery.permanent import permanent_failure
-from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.delivery.sender import Sender
 from revbridge_cli.errors import ConfigError
 from revbridge_cli.pack.batch import Batch, dumps

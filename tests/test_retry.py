@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from revbridge_cli.delivery.retry import RetryPolicy, parse_retry_after
+from revbridge_cli.config.retry import RetryPolicy, parse_retry_after
 
 NOW = datetime(2026, 1, 15, 14, 30, 0, tzinfo=UTC)
 

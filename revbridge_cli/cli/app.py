@@ -15,7 +15,7 @@ import orjson
 import typer
 
 from revbridge_cli import __version__
-from revbridge_cli.cli import help_format
+from revbridge_cli.cli import commands, help_format
 from revbridge_cli.cli.options import (
     ApiKey,
     ApiKeyFile,
@@ -348,7 +348,7 @@ _SEND_FLAGS = frozenset(
 )
 
 
-from revbridge_cli.cli import commands  # noqa: E402, F401 - registers config, check, validate
+commands.register(app)  # config, check, validate: after send, as help lists them
 
 
 def _mount_mapping() -> None:

@@ -31,8 +31,8 @@ import orjson
 
 from revbridge_cli import __version__, contract
 from revbridge_cli.config.credentials import Secret
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.delivery.permanent import permanent_failure
-from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.errors import Exit
 from revbridge_cli.text import clean, clean_json
 

@@ -1,17 +1,18 @@
 """`revbridge config`, `revbridge check` and `revbridge validate`: the commands beside send.
 
-Registered on the one Typer app of `app` (importing this module registers them).
+Registered on the one Typer app by `register(app)`, which `app` calls: this module never
+imports `app`, so the two do not import each other and importing this registers nothing.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from revbridge_cli.cli import help_format
-from revbridge_cli.cli.app import app
 from revbridge_cli.cli.options import (
     ApiKey,
     ApiKeyFile,
@@ -53,8 +54,27 @@ from revbridge_cli.errors import (
 )
 from revbridge_cli.input.paths import any_tabular
 
+_COMMANDS: list[tuple[tuple[Any, ...], dict[str, Any], Callable[..., Any]]] = []
 
-@app.command(
+
+def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`app.command(...)` kept for `register`, so the commands are declared where they are
+    written and mounted on an app the caller names."""
+
+    def keep(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _COMMANDS.append((args, kwargs, fn))
+        return fn
+
+    return keep
+
+
+def register(app: typer.Typer) -> None:
+    """Mount config, check and validate on `app`, in the order they are written."""
+    for args, kwargs, fn in _COMMANDS:
+        app.command(*args, **kwargs)(fn)
+
+
+@_command(
     "config",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog=exit_codes_help("config")
@@ -66,7 +86,7 @@ from revbridge_cli.input.paths import any_tabular
 def config_command(ctx: typer.Context) -> None:
     """Show the settings a send would use, where each comes from, with the key masked."""
     # send's own parser, so config takes exactly send's flags and refuses what send refuses
-    send_command = typer.main.get_command(app).commands["send"]  # type: ignore[attr-defined]
+    send_command = ctx.find_root().command.commands["send"]  # type: ignore[attr-defined]
     help_format.apply(send_command)
     parsed = send_command.make_context("revbridge config", [*ctx.args, "-"])
     given = {
@@ -81,7 +101,7 @@ def config_command(ctx: typer.Context) -> None:
     typer.echo(render(resolved))
 
 
-@app.command(
+@_command(
     "check",
     epilog=exit_codes_help("check")
     + "\n\nExamples:\n\n\b\n  revbridge check --profile production\n"
@@ -123,7 +143,7 @@ def check_command(
     raise typer.Exit(int(run_check(settings, json_out=json_out, quiet=quiet)))
 
 
-@app.command(
+@_command(
     epilog=exit_codes_help("validate") + "\n\nExamples:\n\n\b\n  revbridge validate export.ndjson\n"
     "  revbridge validate --require-timestamp exports/\n"
     "  revbridge validate --preset segment --show 3 segment-export.ndjson"

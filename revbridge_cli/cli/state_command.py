@@ -1,33 +1,23 @@
 """`revbridge state show STATE`: what a `--state` journal holds, without opening SQLite by hand.
 
-Read-only in every sense, so it can be run beside a live send: the database is opened with
-SQLite's `mode=ro` URI (no write, no schema change, no checkpoint), the lock file is only read
-(the holder is found in /proc/locks, never by taking the lock, which would make a send that
-starts at that instant refuse with exit 75), and a WAL reader does not block the writer. Each
-part is read in one read transaction, so the picture is consistent.
-
-`inspect` gathers plain data (the JSON form is that data), `render` words it for a person.
+The reading is state/view.py's (read-only, safe beside a live run); this only words its plain
+data for a person, or prints it as the JSON object it already is.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
-from array import array
-from collections import Counter
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 import typer
 
 from revbridge_cli.errors import Exit, StateError, exit_codes_help
-from revbridge_cli.state import runlog
+from revbridge_cli.state.view import SCHEMA_VERSION, inspect
 from revbridge_cli.text import clean
 
-SCHEMA_VERSION = 1  # of the JSON this command prints
-RUNS_SHOWN = 10
+__all__ = ["app", "inspect", "render"]
 
 app = typer.Typer(
     name="state",
@@ -35,158 +25,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-def _lines(blob: bytes) -> list[int]:
-    out = array("q")
-    out.frombytes(blob)
-    return out.tolist()
-
-
-def lock_holder(state_path: str) -> int | None:
-    """The pid of the live run holding STATE.lock, or None. Linux lists every `flock` in
-    /proc/locks by device and inode; elsewhere the pid written in the lock file is trusted
-    while that process exists."""
-    lock = state_path + ".lock"
-    try:
-        st = os.stat(lock)
-        with open(lock, "rb") as f:
-            written = f.read(64).decode(errors="replace").strip()
-    except OSError:
-        return None
-    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        with open("/proc/locks") as f:
-            table = f.read()
-    except OSError:
-        table = None
-    if table is not None:
-        for entry in table.splitlines():
-            fields = entry.split()
-            if "FLOCK" in fields and len(fields) >= 6 and key in fields:
-                pid = fields[fields.index("FLOCK") + 3]
-                return int(pid) if pid.isdigit() else None
-        return None
-    if not written.isdigit():
-        return None
-    try:
-        os.kill(int(written), 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return int(written)
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    if not os.path.exists(path):
-        raise StateError(f"{path}: no such state file")
-    if not os.path.isfile(path):
-        raise StateError(f"{path}: not a state file (not a regular file)")
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        tables = {row[0] for row in db.execute("select name from sqlite_master")}
-    except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot read it as a state file: {exc}") from None
-    if not {"files", "settled", "inflight", "doubt"} <= tables:
-        db.close()
-        raise StateError(f"{path}: not a revbridge state file (no journal tables)")
-    return db
-
-
-def _when(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size_now(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
-
-
-def inspect(path: str) -> dict[str, Any]:
-    """Everything `state show` reports, as plain data (its --json form)."""
-    holder = lock_holder(path)
-    db = _connect(path)
-    try:
-        db.execute("begin")  # one snapshot for all that follows
-        schema = db.execute("select value from meta where key = 'schema'").fetchone()
-        inflight_columns = {row[1] for row in db.execute("pragma table_info(inflight)")}
-        doubt = Counter(p for (p,) in db.execute("select path from doubt"))
-        files = []
-        for fpath, identity, line, offset, end, updated in db.execute(
-            "select path, identity, done_line, done_offset, end_offset, updated_at"
-            " from files order by path"
-        ).fetchall():
-            beyond: set[int] = set()
-            for (blob,) in db.execute("select lines from settled where path = ?", (fpath,)):
-                beyond.update(n for n in _lines(blob) if n > line)
-            ident = orjson.loads(identity)
-            files.append(
-                {
-                    "path": fpath,
-                    "identity": {
-                        "device": ident.get("device"),
-                        "inode": ident.get("inode"),
-                        "size": ident.get("size"),
-                        "modified": _when(ident.get("mtime_ns")),
-                        "head_sha256": ident.get("head_sha"),
-                        "head_bytes": ident.get("head_len"),
-                    },
-                    "size_now": _size_now(fpath),
-                    "lines_done": line,
-                    "bytes_done": offset,
-                    "read_to_end_at": end,
-                    "done": end is not None and offset >= end,
-                    "settled_beyond_watermark": len(beyond),
-                    "records_in_doubt": doubt.get(fpath, 0),
-                    "last_read": updated,
-                }
-            )
-        counts = "users, events" if "users" in inflight_columns else "null, null"
-        batches = []
-        for batch, blob, users, events in db.execute(
-            f"select batch, lines, {counts} from inflight order by batch"
-        ).fetchall():
-            refs = orjson.loads(blob)
-            batches.append(
-                {
-                    "batch": batch,
-                    "records": len(refs),
-                    "users": users,
-                    "events": events,
-                    "files": dict(Counter(p for p, _ in refs)),
-                }
-            )
-        runs = runlog.last_runs(db, RUNS_SHOWN)
-        db.execute("commit")
-    except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot read it as a state file: {exc}") from None
-    finally:
-        db.close()
-    for run in runs:
-        if run["ended_at"] is not None:
-            run["status"] = "ended"
-        elif holder is not None and run["pid"] == holder and run is runs[0]:
-            run["status"] = "running"
-        else:
-            run["status"] = "no end recorded (killed or crashed)"
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "state": os.path.abspath(path),
-        "journal_schema": schema[0] if schema else None,
-        "held_by_pid": holder,
-        "files": files,
-        # With a live holder these batches are out now; without one, a run died with them
-        # out: the next run counts their records as possibly stored already.
-        "batches_in_flight": batches if holder is not None else [],
-        "batches_in_doubt": [] if holder is not None else batches,
-        "records_in_doubt": sum(doubt.values()),
-        "runs": runs,
-    }
 
 
 def _n(value: int | None) -> str:
@@ -228,13 +66,16 @@ def render(report: dict[str, Any]) -> str:
         if end is not None and not f["done"]:
             read = f"read to its end at byte {end:,} once, not all of it settled"
         now = "gone" if f["size_now"] is None else f"{f['size_now']:,} bytes"
+        # Records, not lines: blank and comment lines are not records (an older journal: unknown).
+        count = f.get("done_records")
+        records = "" if count is None else f" ({count:,} records)"
         out += [
             f"  {f['path']}",
             f"    identity: inode {ident['inode']} on device {ident['device']}, "
             f"{_n(ident['size'])} bytes, modified {ident['modified']}, head sha256 "
             f"{(ident['head_sha256'] or '?')[:12]}… (first {_n(ident['head_bytes'])} bytes); "
             f"now {now}",
-            f"    done: {f['lines_done']:,} lines, {f['bytes_done']:,} bytes ({read})",
+            f"    done: {f['lines_done']:,} lines{records}, {f['bytes_done']:,} bytes ({read})",
             f"    settled beyond the watermark: {f['settled_beyond_watermark']:,} records; "
             f"in doubt: {f['records_in_doubt']:,} records",
             f"    last read: {f['last_read']}",

@@ -11,7 +11,7 @@ from revbridge_cli.config import bounds as option_bounds
 from revbridge_cli.config.bounds import BOUNDS
 from revbridge_cli.config.credentials import Secret
 from revbridge_cli.config.resolve import Connection
-from revbridge_cli.delivery.retry import RetryPolicy
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.errors import ConfigError
 from revbridge_cli.pack.packer import DEFAULT_BUFFER_BYTES
 from revbridge_cli.shape.near_miss import Tally

@@ -31,10 +31,10 @@ import httpx
 import orjson
 
 from revbridge_cli import contract
+from revbridge_cli.config.retry import RetryPolicy
 from revbridge_cli.delivery import verdicts
 from revbridge_cli.delivery.exchange import Answer, bearer_secret, exchange
 from revbridge_cli.delivery.limit import AdaptiveLimit
-from revbridge_cli.delivery.retry import RetryPolicy
 from revbridge_cli.errors import AuthError, ConfigError, RevbridgeError, UsageError
 from revbridge_cli.pack.batch import Batch, dumps
 from revbridge_cli.text import clean

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-
-from revbridge_cli.report.summary import Summary
 
 SCHEMA = """
 create table if not exists runs (
@@ -33,7 +32,8 @@ create table if not exists runs (
 """
 KEEP = 100  # rows kept: the newest runs are what an operator asks about
 
-# What a finished run's row keeps of its summary (the JSON summary has them all).
+# What a finished run's row keeps of its summary (the JSON summary has them all); the run
+# picks them out, so the journal does not depend on the report that sits above it.
 COUNTS = (
     "records_read",
     "records_skipped",
@@ -64,15 +64,14 @@ def begin(db: sqlite3.Connection) -> int:
     return int(cursor.lastrowid or 0)
 
 
-def end(state_path: str, run_id: int, summary: Summary) -> None:
-    """Complete the run's row with its exit code and counts (raises sqlite3.Error, OSError)."""
-    counts = {name: getattr(summary, name) for name in COUNTS}
+def end(state_path: str, run_id: int, exit_code: int, counts: Mapping[str, int]) -> None:
+    """Complete the run's row with its exit code and `COUNTS` (raises sqlite3.Error, OSError)."""
     db = sqlite3.connect(state_path, isolation_level=None, timeout=10)
     try:
         db.execute(
             "update runs set ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),"
             " exit_code = ?, counts = ? where id = ?",
-            (summary.exit_code, orjson.dumps(counts).decode(), run_id),
+            (exit_code, orjson.dumps(dict(counts)).decode(), run_id),
         )
     finally:
         db.close()

@@ -1,10 +1,12 @@
 """The retry policy as a value: which answers to retry, how many times, and how long to wait.
 
 Borrowed from urllib3's `Retry`: the sender asks the policy and the policy never sleeps or
-sends, so the arithmetic is tested alone. The rules are the vendor's (docs/contract.md, "Client
-duties"): 1 s, doubling, capped at 60 s; plus the project's: 429/502/504 like 503, and jitter
-that only ever shortens a wait, by at most half, so the vendor's minimum spacing is kept on
-average while many clients stop retrying in lockstep.
+sends, so the arithmetic is tested alone. It is configuration (flags and profiles set it, the
+settings carry it), so it lives in config/, below delivery, which only follows it. The rules
+are the vendor's (docs/contract.md, "Client duties"): 1 s, doubling, capped at 60 s; plus the
+project's: 429/502/504 like 503, and jitter that only ever shortens a wait, by at most half,
+so the vendor's minimum spacing is kept on average while many clients stop retrying in
+lockstep.
 """
 
 from __future__ import annotations
