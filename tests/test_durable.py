@@ -498,8 +498,9 @@ def test_a_second_run_on_a_held_state_refuses_and_a_dead_holder_does_not_block(
 # ---- requests without an answer, and requests that failed for good -------------------------
 
 
+@LANES
 def test_hung_request_is_resent_and_counted_as_possible_duplicates(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 20))
     sandbox.set_faults(hang_requests=(1,), hang_seconds=5)
@@ -507,7 +508,7 @@ def test_hung_request_is_resent_and_counted_as_possible_duplicates(
         sandbox,
         tmp_path,
         data,
-        extra=("--concurrency", "1", "--max-users", "5", "--timeout", "0.3"),
+        extra=("--concurrency", "1", "--max-users", "5", "--timeout", "0.3", *lane),
     )
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 21))
@@ -515,6 +516,7 @@ def test_hung_request_is_resent_and_counted_as_possible_duplicates(
     assert sum(dups.values()) == 5  # the hung request was stored, then sent again
     assert summary["possible_duplicate_events"] == 5
     assert summary["retries"] == 1
+    assert summary["unaccounted_events"] == 0
 
 
 def test_hung_request_without_state_is_counted_the_same(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -663,8 +665,9 @@ def test_a_re_export_with_changed_earlier_rows_is_still_replaced(
 # ---- honest duplicate counts -------------------------------------------------------------------
 
 
+@LANES
 def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     """Ten kill -9s in a row on one state, at random points of runs against a server with
     latency and hung requests (stored, then no answer: resent after --timeout), then a clean
@@ -672,7 +675,7 @@ def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
     rng = random.Random(14)
     n = 3000
     data = write_ndjson(tmp_path / "events.ndjson", events(1, n))
-    extra = ("--concurrency", "3", "--max-users", "25", "--timeout", "0.4")
+    extra = ("--concurrency", "3", "--max-users", "25", "--timeout", "0.4", *lane)
     sandbox.set_faults(latency=0.05, hang_rate=0.15, hang_seconds=1.0, seed=14)
     kills = 0
     reported = 0
@@ -699,6 +702,7 @@ def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
     print(f"kills {kills}, duplicate events stored {stored_twice}, reported {reported}")
     assert kills >= 5
     assert reported >= stored_twice
+    assert summary["unaccounted_events"] == 0
 
 
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "401"])
