@@ -288,9 +288,9 @@ class Feed:
     ) -> None:
         """Every record the fast lane did not take: errors, other shapes, options, --state.
 
-        With --state the record holds one reference of its own while its parts are packed,
-        and each part's references are counted before its batches are dispatched, so that
-        no batch's verdict can settle the record while a piece of it is still unpacked."""
+        With --state the record holds a reference of its own while its parts are packed, so no
+        verdict settles it while a piece is unpacked; the batches go out once the hold is gone
+        (as in the fast lane), or a verdict's commit could miss the record (docs/durable-runs)."""
         s, summary, books, packer = self._settings, self._summary, self._books, self._packer
         durable = self._durable
         tracker = durable.tracker if durable else None
@@ -299,7 +299,7 @@ class Feed:
         if type(record.value) is dict and "userIndex" in record.value:  # a row sent back
             books.ledger.note_lineage(origin, record.value)
         look = self._lookahead
-        full = False
+        full, batches = False, list[Batch]()
         if record.error is not None:
             if look is not None and look.open:
                 full = look.note(None, 0, 0)
@@ -345,15 +345,18 @@ class Feed:
                     if tracker:
                         tracker.add_refs(origin, 1)
                     if self._control.probing and packer.holds_a_request():
-                        await self._packed(packer.close_first(), None, None)
+                        batches += packer.close_first().batches  # never sets aside
                 else:
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
-                    await self._packed(packed, origin, None)
+                    await self._packed(Packed(too_big=packed.too_big), None, None)  # held yet
+                    batches += packed.batches
             if outside and outside == len(items):
                 summary.records_outside_window += 1
         if tracker:
             tracker.release(origin)
+        for batch in batches:
+            await self._dispatch(batch)
         if full:
             self._close_lookahead()
 

@@ -102,6 +102,11 @@ MAX_USERS = 8
 # most CONCURRENCY batches of at most MAX_USERS one-event users can be stored and not settled.
 DUPLICATE_BOUND = CONCURRENCY * MAX_USERS
 SLOW = ("--concurrency", str(CONCURRENCY), "--max-users", str(MAX_USERS))
+# Both lanes of the reader (feed.py): a flat event takes the fast lane unless an option sends
+# every record through the general path; an in-doubt record's resend must count the same.
+LANES = pytest.mark.parametrize(
+    "lane", [(), ("--timestamps", "lenient")], ids=["fast-lane", "general-path"]
+)
 
 
 @pytest.mark.parametrize("after_requests", [1, 7, 20])
@@ -242,12 +247,13 @@ def test_ctrl_c_without_state_keeps_what_was_not_sent_in_the_rejected_file(
     assert_exactly_once(sandbox, 0, last_line - 1)
 
 
+@LANES
 def test_signal_during_a_hung_request_waits_the_grace_then_counts_it_in_doubt(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 40))
     sandbox.set_faults(hang_requests=(2,), hang_seconds=600)  # answers only after the test
-    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "0.5")
+    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "0.5", *lane)
     proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 2, proc)
     sent_at = time.monotonic()
@@ -261,19 +267,23 @@ def test_signal_during_a_hung_request_waits_the_grace_then_counts_it_in_doubt(
     assert first["events_pending"] >= 10
 
     sandbox.set_faults(hang_requests=())
-    code, second, err = run(sandbox, tmp_path, data, extra=("--concurrency", "1"))
+    code, second, err = run(sandbox, tmp_path, data, extra=("--concurrency", "1", *lane))
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 41))
     assert sum(duplicates(sandbox).values()) == 10  # batch 2 was stored, and is sent again
     assert second["possible_duplicate_events"] == 10
+    assert second["unaccounted_events"] == 0
 
 
-def test_second_ctrl_c_quits_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
+@LANES
+def test_second_ctrl_c_quits_at_once(
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
+) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 40))
     # Neither the hung request nor the grace ends before `finish` gives up waiting: only the
     # second Ctrl-C can end this run in time, whatever the machine's load.
     sandbox.set_faults(hang_requests=(1,), hang_seconds=600)
-    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "600")
+    extra = ("--concurrency", "1", "--max-users", "10", "--grace", "600", *lane)
     proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 1, proc)
     proc.send_signal(signal.SIGINT)
@@ -284,33 +294,37 @@ def test_second_ctrl_c_quits_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "Traceback" not in head + err
 
     sandbox.set_faults(hang_requests=())
-    code, second, err = run(sandbox, tmp_path, data)
+    code, second, err = run(sandbox, tmp_path, data, extra=lane)
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 41))
     assert second["possible_duplicate_events"] >= sum(duplicates(sandbox).values()) == 10
+    assert second["unaccounted_events"] == 0
 
 
+@LANES
 def test_in_doubt_records_stay_in_doubt_across_a_run_that_does_not_read_them(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     """The same state serves two commands; the one that does not read a file must not forget
     that some of its records were in flight when an earlier run was killed."""
     a = write_ndjson(tmp_path / "a.ndjson", events(1, 40))
     b = write_ndjson(tmp_path / "b.ndjson", events(101, 110))
     sandbox.set_faults(hang_requests=(2,), hang_seconds=30)
-    proc = start(sandbox, tmp_path, a, extra=("--concurrency", "1", "--max-users", "10"))
+    extra = ("--concurrency", "1", "--max-users", "10", *lane)
+    proc = start(sandbox, tmp_path, a, extra=extra)
     wait_for_requests(sandbox, 2, proc)
     proc.kill()
     proc.wait(5)
 
     sandbox.set_faults(hang_requests=())
-    code, _, err = run(sandbox, tmp_path, b)
+    code, _, err = run(sandbox, tmp_path, b, extra=lane)
     assert code == 0, err
-    code, summary, err = run(sandbox, tmp_path, a)
+    code, summary, err = run(sandbox, tmp_path, a, extra=lane)
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 41)) | set(range(101, 111))
     assert sum(duplicates(sandbox).values()) == 10
     assert summary["possible_duplicate_events"] == 10
+    assert summary["unaccounted_events"] == 0
 
 
 # ---- cron: growing files, new files, changed files, done files -----------------------------
@@ -484,8 +498,9 @@ def test_a_second_run_on_a_held_state_refuses_and_a_dead_holder_does_not_block(
 # ---- requests without an answer, and requests that failed for good -------------------------
 
 
+@LANES
 def test_hung_request_is_resent_and_counted_as_possible_duplicates(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     data = write_ndjson(tmp_path / "events.ndjson", events(1, 20))
     sandbox.set_faults(hang_requests=(1,), hang_seconds=5)
@@ -493,7 +508,7 @@ def test_hung_request_is_resent_and_counted_as_possible_duplicates(
         sandbox,
         tmp_path,
         data,
-        extra=("--concurrency", "1", "--max-users", "5", "--timeout", "0.3"),
+        extra=("--concurrency", "1", "--max-users", "5", "--timeout", "0.3", *lane),
     )
     assert code == 0, err
     assert set(seqs(sandbox)) == set(range(1, 21))
@@ -501,6 +516,7 @@ def test_hung_request_is_resent_and_counted_as_possible_duplicates(
     assert sum(dups.values()) == 5  # the hung request was stored, then sent again
     assert summary["possible_duplicate_events"] == 5
     assert summary["retries"] == 1
+    assert summary["unaccounted_events"] == 0
 
 
 def test_hung_request_without_state_is_counted_the_same(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -649,8 +665,9 @@ def test_a_re_export_with_changed_earlier_rows_is_still_replaced(
 # ---- honest duplicate counts -------------------------------------------------------------------
 
 
+@LANES
 def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, lane: tuple[str, ...]
 ) -> None:
     """Ten kill -9s in a row on one state, at random points of runs against a server with
     latency and hung requests (stored, then no answer: resent after --timeout), then a clean
@@ -658,7 +675,7 @@ def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
     rng = random.Random(14)
     n = 3000
     data = write_ndjson(tmp_path / "events.ndjson", events(1, n))
-    extra = ("--concurrency", "3", "--max-users", "25", "--timeout", "0.4")
+    extra = ("--concurrency", "3", "--max-users", "25", "--timeout", "0.4", *lane)
     sandbox.set_faults(latency=0.05, hang_rate=0.15, hang_seconds=1.0, seed=14)
     kills = 0
     reported = 0
@@ -685,6 +702,7 @@ def test_a_chain_of_kill_9s_never_reports_fewer_duplicates_than_were_stored(
     print(f"kills {kills}, duplicate events stored {stored_twice}, reported {reported}")
     assert kills >= 5
     assert reported >= stored_twice
+    assert summary["unaccounted_events"] == 0
 
 
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "401"])

@@ -82,3 +82,34 @@ def test_finish_of_a_file_with_nothing_new_moves_nothing() -> None:
     t.open_file(0, line=3, offset=30)
     t.finish(0, 3, 30)
     assert t.take_changes() == ({}, {})
+
+
+def test_a_held_record_is_settled_by_its_last_verdict_when_the_hold_goes_first() -> None:
+    """The general path's order (feed.py): the record's hold, its pieces counted, the hold
+    released, and only then its batch dispatched. The verdict's own commit (the changes taken
+    right after it) then says the record is done, exactly as in the fast lane's order."""
+    fast, general = Tracker(), Tracker()
+    for t in (fast, general):
+        t.open_file(0)
+    fast.read(origin(1), 1)  # the fast lane: its piece counted, no hold
+    general.read(origin(1), 1)  # held while its parts are packed
+    general.add_refs(origin(1), 1)  # one piece in the batch it closed
+    general.release(origin(1))  # packing done, before the batch goes out
+    for t in (fast, general):
+        assert t.take_changes() == ({}, {})  # out in its batch
+        t.release(origin(1))  # the batch's verdict
+        assert t.take_changes() == ({0: (1, 10)}, {})  # that verdict's commit has it
+
+
+def test_a_hold_outliving_the_verdict_leaves_the_record_to_a_later_commit() -> None:
+    """Why the hold must go before the dispatch: a verdict that comes while the record is
+    still held (the slow start's first batch is waited for) cannot settle it, and the commit
+    that follows the hold's release may never come (kill -9 while the next batch hangs)."""
+    t = Tracker()
+    t.open_file(0)
+    t.read(origin(1), 1)  # held
+    t.add_refs(origin(1), 1)
+    t.release(origin(1))  # the batch's verdict, under the hold
+    assert t.take_changes() == ({}, {})  # that verdict's commit: the record still out
+    t.release(origin(1))  # the hold
+    assert t.take_changes() == ({0: (1, 10)}, {})  # only a later commit would say it
