@@ -48,6 +48,7 @@ from revbridge_cli.report.summary import Summary
 from revbridge_cli.run import Run
 from revbridge_cli.shape.mapfile import load_mapping
 from revbridge_cli.shape.window import Window
+from revbridge_cli.text import clean, clean_json
 
 _MAPPING = ("map", "preset", "rename", "unmapped")  # --map FILE, --preset, --rename, --unmapped
 _WINDOW = ("since", "until")  # --since, --until: one `window` setting
@@ -183,6 +184,14 @@ async def _execute(settings: SendSettings, records: Iterable[Any] | None) -> Res
     tally = settings.shape.near_miss  # identifier-like keys left unused: the CLI's warning too
     if tally is not None and (warning := tally.warning()) is not None:
         summary.notices.append(warning)
+    # The caller's own exceptions (a records generator that raised) are quoted in these, and
+    # the CLI's --json cleans them on the way out; the Result is the API's --json, so the same.
+    summary.input_errors = [clean(text) for text in summary.input_errors]
+    summary.notices = [clean(text) for text in summary.notices]
+    summary.examples = [clean(text) for text in summary.examples]
+    if summary.fatal is not None:
+        summary.fatal = clean(summary.fatal)
+    summary.files = clean_json(summary.files)
     return Result(summary, sink.kept if sink is not None else None)
 
 

@@ -322,6 +322,11 @@ class Sender:
             )
         else:
             error = data.get("error", "") if data is not None else ""
+            if not isinstance(error, str) or not error:
+                # A proxy's or a wrong host's page says more than a bare status; a short start
+                # of it (the key already scrubbed from the body) is what tells them apart.
+                start = (answer.content or b"")[:120].decode("utf-8", "replace").strip()
+                error = f"its body starts {start!r}" if start else "with an empty body"
             outcome.undelivered = clean(f"unexpected answer HTTP {status}: {error}")
         return outcome
 

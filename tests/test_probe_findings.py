@@ -1,0 +1,92 @@
+"""Regressions for what the hostile probes of issue 24 found (written without the other tests)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import base_env, cli_json, event, write_ndjson
+
+from revbridge_cli import Connection, RunAborted, send_records
+from revbridge_cli.sandbox.runner import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+PROBE_KEY = "rbk_probe_SECRET_0123456789"
+
+
+class _Teapot(BaseHTTPRequestHandler):
+    """A wrong host: an undocumented status with a non-JSON page quoting the request."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        page = f"<x>{self.headers.get('authorization')}</x>".encode()
+        self.send_response(418)
+        self.send_header("content-type", "application/xml")
+        self.send_header("content-length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+
+@pytest.fixture
+def teapot() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Teapot)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_undocumented_status_without_error_text_says_what_came_back(
+    teapot: str, tmp_path: Path
+) -> None:
+    # Found: "unexpected answer HTTP 418: " with nothing after the colon.
+    source = write_ndjson(tmp_path / "in.ndjson", [event("u1", 1), event("u2", 2)])
+    rejected = tmp_path / "rejected.ndjson"
+    env = base_env(
+        REVBRIDGE_BASE_URL=teapot, REVBRIDGE_API_KEY=PROBE_KEY, REVBRIDGE_CUSTOMER_ID="cust_p"
+    )
+    done, summary = cli_json(
+        "send", "--max-retries", "0", "--rejected", str(rejected), str(source), env=env
+    )
+    assert done.returncode == 1
+    assert summary["unaccounted_events"] == 0
+    assert summary["events_undelivered"] == 2
+    message = summary["examples"][0]
+    assert "unexpected answer HTTP 418: its body starts '<x>Bearer [api key redacted]" in message
+    for text in (done.stdout, done.stderr, rejected.read_text()):
+        assert PROBE_KEY not in text
+        assert "Traceback" not in text
+
+
+def test_records_that_raise_quoting_the_key_leave_it_out_of_the_result() -> None:
+    # Found: RunAborted's message masked the key, but result.as_dict()'s input_errors and
+    # files[].error quoted the caller's exception with the key verbatim.
+    def records() -> Iterator[dict[str, Any]]:
+        yield from (event(f"u{i}", i) for i in range(5))
+        raise RuntimeError(f"cursor closed (dsn had {PROBE_KEY})")
+
+    with Sandbox(api_key=PROBE_KEY, customer_id="cust_p") as sb:
+        conn = Connection(sb.url, api_key=PROBE_KEY, customer_id="cust_p")
+        with pytest.raises(RunAborted) as caught:
+            send_records(records(), connection=conn)
+    result = caught.value.result
+    summary = result.as_dict()
+    assert summary["records_read"] == 5
+    assert summary["events_accepted"] == 5
+    assert summary["unaccounted_events"] == 0
+    assert PROBE_KEY not in orjson.dumps(summary).decode()
+    assert PROBE_KEY not in repr(result)
+    assert PROBE_KEY not in str(caught.value)
+    assert "[api key redacted]" in summary["input_errors"][0]
