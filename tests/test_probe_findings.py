@@ -90,3 +90,12 @@ def test_records_that_raise_quoting_the_key_leave_it_out_of_the_result() -> None
     assert PROBE_KEY not in repr(result)
     assert PROBE_KEY not in str(caught.value)
     assert "[api key redacted]" in summary["input_errors"][0]
+
+
+def test_a_file_name_with_a_newline_still_groups_its_reasons() -> None:
+    """A path may hold a newline; the summary's reasons group by what follows `:LINE: `."""
+    from revbridge_cli.report.summary import reason_of
+
+    first = reason_of("ctl/nl\nx.ndjson:2: invalid JSON: unexpected character")
+    second = reason_of("ctl/nl\nx.ndjson:3: invalid JSON: unexpected character")
+    assert first == second == "invalid JSON: unexpected character"

@@ -244,11 +244,12 @@ class Summary:
 
 def reason_of(message: str) -> str:
     """Group messages by kind: indexes, file positions, sizes and values do not make a new
-    reason. A file name may hold spaces: everything up to the first `:LINE: ` goes."""
+    reason. A file name may hold spaces, even a newline: everything up to the first `:LINE: `
+    goes."""
     import re
 
     text = re.sub(r"\[\d+\]", "[i]", message)
-    text = re.sub(r"^.*?:\d+: ", "", text)
+    text = re.sub(r"^.*?:\d+: ", "", text, flags=re.S)
     text = re.sub(r"^(line too large: |event is )[\d,]+ bytes", r"\1N bytes", text)
     text = re.sub(r"timestamp .* (is not a usable epoch time)", r"timestamp … \1", text)
     text = re.sub(r"timestamp .* (is not a time we can read)", r"timestamp … \1", text)
