@@ -17,8 +17,8 @@ the delivery and the CLI all use the same two rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, AnyStr
 from urllib.parse import quote
 
 REDACTED = "[api key redacted]"
@@ -62,20 +62,18 @@ _PASSES = 4
 
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
     """`text` without any secret in it: the registered ones, and `secrets` as well."""
-    forms = _forms_of(secrets)
-    for _ in range(_PASSES):
-        hits = [f for f in forms if f in text]
-        if not hits:
-            return text
-        for form in hits:
-            text = text.replace(form, REDACTED)
-    return text if not any(f in text for f in forms) else REDACTED
+    return _without(text, _forms_of(secrets), REDACTED)
 
 
 def scrub_bytes(data: bytes, secrets: Iterable[str] | None = None) -> bytes:
     """`scrub` for a body or a file's row, without decoding it."""
     forms = [f.encode("utf-8", "surrogateescape") for f in _forms_of(secrets)]
-    redacted = REDACTED.encode()
+    return _without(data, forms, REDACTED.encode())
+
+
+def _without(data: AnyStr, forms: Sequence[AnyStr], redacted: AnyStr) -> AnyStr:
+    """Every form replaced, pass after pass: a crafted key the replacement could re-form
+    takes the whole text with it after `_PASSES`."""
     for _ in range(_PASSES):
         hits = [f for f in forms if f in data]
         if not hits:

@@ -28,6 +28,7 @@ import orjson
 import pytest
 import sandbox_helpers
 
+from revbridge_cli import Connection
 from revbridge_cli.sandbox import Faults, Sandbox
 
 API_KEY = sandbox_helpers.API_KEY
@@ -86,6 +87,11 @@ def sandbox() -> Iterator[Sandbox]:
     off until a test switches them on (seeded, so a rate is the same run to run)."""
     with Sandbox(api_key=API_KEY, customer_id=CUSTOMER_ID, faults=Faults(seed=1)) as sb:
         yield sb
+
+
+def conn(sb: Sandbox) -> Connection:
+    """The Python API's connection to a test sandbox."""
+    return Connection(sb.url, api_key=sb.api_key, customer_id=sb.customer_id)
 
 
 def base_env(sb: Sandbox | None = None, **extra: str) -> dict[str, str]:

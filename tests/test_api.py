@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import API_KEY, CUSTOMER_ID, cli_json, event, read_ndjson, seqs, write_ndjson
+from conftest import API_KEY, CUSTOMER_ID, cli_json, conn, event, read_ndjson, seqs, write_ndjson
 
 from revbridge_cli import (
     Connection,
@@ -34,10 +34,6 @@ from revbridge_cli.sandbox import Sandbox
 from revbridge_cli.shape.event_ids import event_id
 
 pytestmark = pytest.mark.e2e
-
-
-def conn(sb: Sandbox) -> Connection:
-    return Connection(sb.url, api_key=sb.api_key, customer_id=sb.customer_id)
 
 
 def interleaved(n: int, users: int = 50) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from books import assert_books_balance
-from conftest import API_KEY, CUSTOMER_ID, event, seqs
+from conftest import API_KEY, CUSTOMER_ID, conn, event, seqs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,10 +35,6 @@ from revbridge_cli.arguments import ARGUMENTS
 from revbridge_cli.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
-
-
-def conn(sb: Sandbox) -> Connection:
-    return Connection(sb.url, api_key=sb.api_key, customer_id=sb.customer_id)
 
 
 class Broken(Exception):

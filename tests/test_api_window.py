@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from books import rejected_rows
-from conftest import API_KEY, CUSTOMER_ID, cli_json, event, seqs, write_ndjson
+from conftest import API_KEY, CUSTOMER_ID, cli_json, conn, event, seqs, write_ndjson
 
-from revbridge_cli import Connection, RevbridgeError, UsageError, send_files, send_records
+from revbridge_cli import RevbridgeError, UsageError, send_files, send_records
 from revbridge_cli.sandbox import Sandbox
 from revbridge_cli.shape.window import Window, parse_bound
 
@@ -34,10 +34,6 @@ COUNTS = (
     "untimed_outside_window", "records_outside_window", "events_without_timestamp",
     "reasons", "notices", "input_errors", "files", "exit_code", "unaccounted_events",
 )  # fmt: skip
-
-
-def conn(sb: Sandbox) -> Connection:
-    return Connection(sb.url, api_key=sb.api_key, customer_id=sb.customer_id)
 
 
 def dated(n: int, when: str, **extra: Any) -> dict[str, Any]:
