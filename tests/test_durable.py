@@ -714,7 +714,7 @@ def test_an_orderly_stop_during_a_503_storm_leaves_nothing_in_doubt(
     n = 200
     data = write_ndjson(tmp_path / "events.ndjson", events(1, n))
     sandbox.set_faults(fail_rate=1.0, fail_status=503)
-    slow_retries = ("--retry-initial-delay", "2", "--retry-max-delay", "4")
+    slow_retries = ("--retry-initial-delay", "0.5", "--retry-max-delay", "1")
     extra = ("--concurrency", "3", "--max-users", "10", *slow_retries)
     proc = start(sandbox, tmp_path, data, extra=extra)
     wait_for_requests(sandbox, 6, proc)
