@@ -99,3 +99,25 @@ def test_a_file_name_with_a_newline_still_groups_its_reasons() -> None:
     first = reason_of("ctl/nl\nx.ndjson:2: invalid JSON: unexpected character")
     second = reason_of("ctl/nl\nx.ndjson:3: invalid JSON: unexpected character")
     assert first == second == "invalid JSON: unexpected character"
+
+
+def test_a_source_mapped_to_a_profile_field_is_not_named_as_a_missing_identifier() -> None:
+    """`"identifiers.bogus" = "uid"` is a profile field riding along (the API allows it), not
+    an identifier: the error must not say `uid` has no value when it has one."""
+    from revbridge_cli.shape.mapfile import parse
+    from revbridge_cli.shape.mapping import MappingError
+
+    mapping = parse('[fields]\n"identifiers.bogus" = "uid"\nevent_name = "e"\n', "m.toml")
+    with pytest.raises(MappingError) as caught:
+        mapping.apply({"uid": "u1", "e": "opened"})
+    message = str(caught.value)
+    assert "none of uid has a value" not in message
+    assert "m.toml maps no source to one of them" in message
+
+
+def test_a_rename_with_two_equals_signs_is_refused() -> None:
+    from revbridge_cli.errors import ConfigError
+    from revbridge_cli.shape.mapfile import renames
+
+    with pytest.raises(ConfigError, match="expected SOURCE=TARGET"):
+        renames(["a=b=c"])

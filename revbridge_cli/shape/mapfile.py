@@ -101,7 +101,7 @@ def renames(pairs: list[str], base: Mapping | None = None) -> Mapping:
     for pair in pairs:
         src, sep, dst = pair.partition("=")
         src, dst = src.strip(), dst.strip()
-        if not sep or not _NAME.fullmatch(src) or not _NAME.fullmatch(dst):
+        if not sep or not _NAME.fullmatch(src) or not _NAME.fullmatch(dst) or "=" in dst:
             raise ConfigError(f"--rename {pair!r}: expected SOURCE=TARGET, e.g. userId=user_id")
         rule = FieldRule(_target(dst, f"--rename {pair}"), (src,))
         dest = destination(rule.target)

@@ -305,7 +305,8 @@ class Mapping:
                     raise MappingError(f"{_where(rule.target)} {value!r} {e}") from None
             _place(rule.target, value, identifiers, profile, event)
         if not contract.has_primary_identifier(identifiers):
-            raise MappingError(f"{contract.IDENTIFIER_REQUIRED}{self._hint('identifiers.')}")
+            primary = tuple(f"identifiers.{k}" for k in contract.PRIMARY_IDENTIFIERS)
+            raise MappingError(f"{contract.IDENTIFIER_REQUIRED}{self._hint(*primary)}")
         if update:
             out = {"identifiers": identifiers, "user_properties": profile}
             if isinstance(event.get("timestamp"), str):
@@ -319,9 +320,15 @@ class Mapping:
         user["events"] = [event]
         return user
 
-    def _hint(self, target: str) -> str:
-        paths = [str(p) for f in self.fields if f.target.startswith(target) for p in f.sources]
-        return f": none of {', '.join(paths)} has a value ({self.name})" if paths else ""
+    def _hint(self, *targets: str) -> str:
+        """Which sources could have filled `targets`: only those, so a source mapped to a
+        profile field such as `identifiers.first_name` is not named as a missing identifier."""
+        paths = [str(p) for f in self.fields if f.target in targets for p in f.sources]
+        if paths:
+            return f": none of {', '.join(paths)} has a value ({self.name})"
+        if targets[0].startswith("identifiers."):
+            return f": {self.name} maps no source to one of them"
+        return ""
 
     def _decoded(self, record: dict[str, Any]) -> dict[str, Any]:
         if not self.json_fields:
