@@ -121,3 +121,26 @@ def test_a_rename_with_two_equals_signs_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="expected SOURCE=TARGET"):
         renames(["a=b=c"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[fields.identifiers]\nuser_id = "alt"\n',
+        '[fields]\nidentifiers.user_id = "alt"\n',
+        '[fields]\n"user_properties".vip = "v"\n',
+    ],
+)
+def test_a_target_spelled_as_a_toml_table_is_refused_with_the_spelling_that_works(
+    text: str,
+) -> None:
+    """TOML reads these as a table named after the target's head; the message says how the
+    mapping format names a target, at the line of the key inside."""
+    from revbridge_cli.errors import ConfigError
+    from revbridge_cli.shape.mapfile import parse
+
+    with pytest.raises(ConfigError) as caught:
+        parse(text, "m.toml")
+    message = str(caught.value)
+    assert message.startswith("mapping m.toml:2: ")
+    assert "name each target in one quoted key" in message

@@ -303,6 +303,15 @@ def _one_source_each(r: _Reader, keys: list[str], fields: tuple[FieldRule, ...])
 
 def _field(r: _Reader, key: str, spec: Any) -> FieldRule:
     at = ("fields", key)
+    if key in _TARGET_HEADS and isinstance(spec, dict) and not set(spec) <= set(_FIELD_KEYS):
+        # TOML reads `[fields.identifiers]` and `identifiers.user_id = ...` (unquoted) as a
+        # table named `identifiers`: the mapping format names each target in one quoted key.
+        some = next(iter(spec))
+        msg = (
+            f"{key}: name each target in one quoted key, '\"{key}.{some}\" = ...', "
+            f"not a [fields.{key}] table or an unquoted dotted key"
+        )
+        raise r.fail(msg, (*at, some), at)
     try:
         target = _target(key, "fields")
     except ConfigError as e:
