@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli_json, event, write_ndjson
+from conftest import base_env, cli_json, event, read_ndjson, write_ndjson
 
 from revbridge_cli import Connection, RunAborted, send_records
 from revbridge_cli.sandbox.runner import Sandbox
@@ -144,3 +144,18 @@ def test_a_target_spelled_as_a_toml_table_is_refused_with_the_spelling_that_work
     message = str(caught.value)
     assert message.startswith("mapping m.toml:2: ")
     assert "name each target in one quoted key" in message
+
+
+def test_a_user_too_large_for_any_request_is_named_as_the_large_part(tmp_path: Path) -> None:
+    """A 3,000-character user_id under --max-bytes 2048: the user is what is too big, not its
+    17-byte event."""
+    data = write_ndjson(tmp_path / "in.ndjson", [{"user_id": "u" * 3000, "event_name": "e"}])
+    result, summary = cli_json(
+        "send", "--dry-run", "--max-bytes", "2048", "--rejected", "rej.ndjson", str(data),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert summary["unaccounted_events"] == 0 and summary["rejected_rows"] == 1
+    (row,) = read_ndjson(tmp_path / "rej.ndjson")
+    assert row["message"].startswith("its user's identifiers and properties are 3,0")
+    assert row["message"].endswith("with any event the request would exceed the 2,048-byte limit")

@@ -210,9 +210,13 @@ class Packer:
         user = {"identifiers": part.identifiers, "events": [event_obj]}
         if part.user_properties is not None:
             user = {**user, "user_properties": part.user_properties}
+        rest = len(orjson.dumps(user)) - len(event)  # the user's own share of the request
+        if rest > len(event):  # say which part is large: a 10 MB user_id, not an 18-byte event
+            why = f"its user's identifiers and properties are {rest:,} bytes: with any event"
+        else:
+            why = f"event is {len(event):,} bytes: with its user's identifiers and properties"
         return Invalid(
-            f"event is {len(event):,} bytes: with its user's identifiers and properties the "
-            f"request would exceed the {self.max_bytes:,}-byte limit",
+            f"{why} the request would exceed the {self.max_bytes:,}-byte limit",
             user=user,
         )
 

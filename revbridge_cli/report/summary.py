@@ -250,7 +250,8 @@ def reason_of(message: str) -> str:
 
     text = re.sub(r"\[\d+\]", "[i]", message)
     text = re.sub(r"^.*?:\d+: ", "", text, flags=re.S)
-    text = re.sub(r"^(line too large: |event is )[\d,]+ bytes", r"\1N bytes", text)
+    sizes = r"^(line too large: |event is |its user's identifiers and properties are )[\d,]+ bytes"
+    text = re.sub(sizes, r"\1N bytes", text)
     text = re.sub(r"timestamp .* (is not a usable epoch time)", r"timestamp … \1", text)
     text = re.sub(r"timestamp .* (is not a time we can read)", r"timestamp … \1", text)
     # a mapping's "events[i]: NAME VALUE is not a number (from PATH)": the value varies
