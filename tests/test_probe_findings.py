@@ -159,3 +159,46 @@ def test_a_user_too_large_for_any_request_is_named_as_the_large_part(tmp_path: P
     (row,) = read_ndjson(tmp_path / "rej.ndjson")
     assert row["message"].startswith("its user's identifiers and properties are 3,0")
     assert row["message"].endswith("with any event the request would exceed the 2,048-byte limit")
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["json", "json.gz"])
+@pytest.mark.parametrize("where", [0, 1500], ids=["first", "middle"])
+def test_a_number_no_float_holds_sets_aside_its_record_and_the_document_goes_on(
+    sandbox: Sandbox, tmp_path: Path, gz: bool, where: int
+) -> None:
+    """`1e99999` in a JSON document: ijson stops there, so the file is read again with exact
+    numbers; the records before and after it are all sent, it alone is set aside (probe J1)."""
+    import gzip
+
+    records = [event(f"u{i % 50}", i, pad="x" * 100) for i in range(3000)]
+    records[where] = {**records[where], "revenue": "HUGE"}
+    text = orjson.dumps(records).replace(b'"HUGE"', b"1e99999")
+    path = tmp_path / ("doc.json.gz" if gz else "doc.json")
+    path.write_bytes(gzip.compress(text) if gz else text)
+    result, summary = cli_json(
+        "send", "--rejected", "rej.ndjson", path.name, sb=sandbox, cwd=tmp_path
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "stopped early" not in result.stderr
+    assert summary["records_read"] == 3000 and summary["events_accepted"] == 2999
+    assert summary["rejected_rows"] == 1 and summary["unaccounted_events"] == 0
+    assert len(sandbox.events()) == 2999
+    (row,) = read_ndjson(tmp_path / "rej.ndjson")
+    assert row["message"].startswith(f"{path.name}:{where + 1}: a number out of range")
+    assert '"seq":' + str(where) in row["raw"]
+
+
+def test_on_stdin_a_number_no_float_holds_still_ends_the_document_where_it_stands(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """stdin cannot be read twice: the records before it are sent, and the stop says where."""
+    records = [event(f"u{i}", i) for i in range(10)]
+    records[5] = {**records[5], "revenue": "HUGE"}
+    text = orjson.dumps(records).replace(b'"HUGE"', b"1e99999")
+    result, summary = cli_json(
+        "send", "--format", "json", "--rejected", "rej.ndjson", "-",
+        sb=sandbox, cwd=tmp_path, input=text,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert summary["events_accepted"] == 5 and summary["unaccounted_events"] == 0
+    assert "<stdin>:5: invalid JSON after record 5" in result.stderr

@@ -26,6 +26,14 @@ _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _PAIR = re.compile(rb"\[\]|\{\}")
 
 
+OVERFLOW = "numeric (floating point) overflow"  # yajl's words for a float no double holds
+
+
+class NumberOverflow(InputError):
+    """ijson stopped at a number no float holds (`1e99999`); the reader reads the file again
+    with `exact=True`: numbers as `Decimal`, which holds any, turned into floats per record."""
+
+
 class TooDeep(Exception):
     """The document nests deeper than `MAX_DEPTH`."""
 
@@ -145,7 +153,7 @@ def _small(head: bytes) -> Iterator[Any] | None:
     return iter([doc])
 
 
-def _object_events(f: Readable) -> Iterator[Any]:
+def _object_events(f: Readable, floats: bool = True) -> Iterator[Any]:
     """Stream the users of `{"users": [...]}`, or yield the whole object if it has none.
 
     Python-level event handling is slower than `ijson.items`, but it is only used for object
@@ -158,7 +166,7 @@ def _object_events(f: Readable) -> Iterator[Any]:
     item: ijson.ObjectBuilder | None = None
     depth = 0
     saw_users = False
-    events = ijson.parse(f, use_float=True, buf_size=_BUF, multiple_values=True)
+    events = ijson.parse(f, use_float=floats, buf_size=_BUF, multiple_values=True)
     for prefix, event, value in events:
         if prefix == "" and event == "end_map" and item is None:
             top.event(event, value)
@@ -191,7 +199,9 @@ def _object_events(f: Readable) -> Iterator[Any]:
         top.event(event, value)
 
 
-def iter_document(stream: Readable, head: bytes, complete: bool, source: str) -> Iterator[Any]:
+def iter_document(
+    stream: Readable, head: bytes, complete: bool, source: str, exact: bool = False
+) -> Iterator[Any]:
     """Yield each record of a JSON document: an array's items, a body's users, or the object.
 
     `head` is what the sniffer already read (BOM removed); `complete` says it is the whole
@@ -208,11 +218,11 @@ def iter_document(stream: Readable, head: bytes, complete: bool, source: str) ->
     is_array = head.lstrip()[:1] == b"["
     try:
         if is_array:
-            for item in ijson.items(f, "item", use_float=True, buf_size=_BUF):
+            for item in ijson.items(f, "item", use_float=not exact, buf_size=_BUF):
                 n += 1
                 yield item
         else:
-            for record in _object_events(f):
+            for record in _object_events(f, not exact):
                 n += 1
                 yield record
     except TooDeep:
@@ -222,6 +232,8 @@ def iter_document(stream: Readable, head: bytes, complete: bool, source: str) ->
         raise InputError(source, f"{e} after record {n}", line=n) from None
     except (ijson.JSONError, ValueError, UnicodeDecodeError) as e:
         msg = f"invalid JSON after record {n}: {_first_line(e)}"
+        if OVERFLOW in str(e) and not exact:
+            raise NumberOverflow(source, msg, line=n) from None
         raise InputError(source, msg, line=n) from None
 
 

@@ -24,11 +24,13 @@ Decisions worth knowing (the tests pin them):
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from decimal import Decimal
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -36,7 +38,7 @@ from revbridge_cli.contract import MAX_BODY_BYTES
 from revbridge_cli.errors import RefusedInput
 from revbridge_cli.input import formats
 from revbridge_cli.input.csv_rows import CsvRows, read_header
-from revbridge_cli.input.document import iter_document
+from revbridge_cli.input.document import NumberOverflow, iter_document
 from revbridge_cli.input.ndjson import CHUNK, NdjsonLines
 from revbridge_cli.input.parquet_rows import ParquetRows, is_parquet
 from revbridge_cli.input.paths import (
@@ -320,26 +322,65 @@ class Reader:
         return b""
 
     def _document(self, stream: Readable, head: bytes, complete: bool) -> Iterator[RawRecord]:
+        """A document's records. ijson stops the whole document at a number no float holds
+        (`1e99999`), which would lose every record after it: a file (not stdin) is then read
+        again with its numbers as `Decimal` (which holds any), the records already given
+        skipped, each record's numbers turned into floats, and the one holding a number no
+        float holds set aside alone. Slower, and only for that file."""
         src = self.source
-        n = 0
-        skip = self._start_line
-        body = head[3:] if head.startswith(_BOM) else head
-        for value in iter_document(stream, body, complete, src):
-            n += 1
-            self.lines = n
-            if n <= skip:
-                continue
-            # No line length to rule out deep nesting here: serialize to check (and for raw).
+        skip, exact = self._start_line, False
+        while True:
+            n = 0
+            body = head[3:] if head.startswith(_BOM) else head
             try:
-                raw = orjson.dumps(value)
-            except TypeError:  # orjson.JSONEncodeError: nested deeper than it writes
-                yield RawRecord(src, n, 0, None, TOO_DEEP, "…")
-                continue
-            if type(value) is dict:
-                yield RawRecord(src, n, 0, value)
-                continue
-            text = raw.decode()
-            if len(text) > RAW_PREFIX_CHARS:
-                text = text[:RAW_PREFIX_CHARS] + "…"
-            error = f"not a JSON object (got {type_name(value)})"
-            yield RawRecord(src, n, 0, None, error, text)
+                for value in iter_document(stream, body, complete, src, exact):
+                    n += 1
+                    self.lines = n
+                    if n <= skip:
+                        continue
+                    yield self._document_record(n, value, exact)
+                return
+            except NumberOverflow:
+                if self.path == STDIN:
+                    raise
+                skip, exact = max(skip, n), True
+                self.close()
+                stream, head, complete = self._open()
+
+    def _document_record(self, n: int, value: Any, exact: bool) -> RawRecord:
+        src = self.source
+        # No line length to rule out deep nesting here: serialize to check (and for raw).
+        try:
+            raw = orjson.dumps(value, default=str)  # str: an exact pass's Decimal, in a raw
+        except TypeError:  # orjson.JSONEncodeError: nested deeper than it writes
+            return RawRecord(src, n, 0, None, TOO_DEEP, "…")
+        if exact:
+            try:
+                value = _floats(value)
+            except OverflowError:
+                return RawRecord(src, n, 0, None, OUT_OF_RANGE, raw.decode()[:RAW_PREFIX_CHARS])
+        if type(value) is dict:
+            return RawRecord(src, n, 0, value)
+        text = raw.decode()
+        if len(text) > RAW_PREFIX_CHARS:
+            text = text[:RAW_PREFIX_CHARS] + "…"
+        error = f"not a JSON object (got {type_name(value)})"
+        return RawRecord(src, n, 0, None, error, text)
+
+
+OUT_OF_RANGE = "a number out of range: no float holds it (JSON numbers stop near 1.8e308)"
+
+
+def _floats(value: Any) -> Any:
+    """An exact pass's record with its `Decimal`s as floats, as the fast pass reads them;
+    OverflowError for one no float holds."""
+    if isinstance(value, Decimal):
+        number = float(value)
+        if not math.isfinite(number):
+            raise OverflowError(str(value))
+        return number
+    if type(value) is dict:
+        return {k: _floats(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_floats(v) for v in value]
+    return value
