@@ -349,7 +349,9 @@ class Feed:
                 else:
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
-                    await self._packed(Packed(too_big=packed.too_big), None, None)  # held yet
+                    await self._packed(
+                        Packed(too_big=packed.too_big, unsendable=packed.unsendable), None, None
+                    )
                     batches += packed.batches
             if outside and outside == len(items):
                 summary.records_outside_window += 1
@@ -409,6 +411,9 @@ class Feed:
         for invalid, too_big_origin in packed.too_big:
             self._summary.events_too_big += 1
             self._books.set_aside(invalid, too_big_origin)
+        for invalid, unsendable_origin, events in packed.unsendable:
+            self._summary.events_read -= events  # a record set aside, as one no shape fits
+            self._books.set_aside(invalid, unsendable_origin)
         if tracker is not None and origin is not None:
             tracker.read(origin, packed.placed)
         for batch in packed.batches:

@@ -202,3 +202,60 @@ def test_on_stdin_a_number_no_float_holds_still_ends_the_document_where_it_stand
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert summary["events_accepted"] == 5 and summary["unaccounted_events"] == 0
     assert "<stdin>:5: invalid JSON after record 5" in result.stderr
+
+
+def test_an_integer_past_64_bits_from_a_mapping_sets_its_record_aside(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`type = "integer"` can make a number no JSON encoder of ours writes: the record is set
+    aside with the reason, the next one is sent (probe round 2, F1: was a traceback)."""
+    (tmp_path / "m.toml").write_text(
+        '[fields]\nuser_id = "uid"\nevent_name = "ev"\n'
+        'event_value = { from = "n", type = "integer" }\n'
+    )
+    rows = [
+        {"uid": "u1", "ev": "a", "n": "99999999999999999999"},
+        {"uid": "u2", "ev": "b", "n": "1"},
+    ]
+    data = write_ndjson(tmp_path / "n.ndjson", rows)
+    result, summary = cli_json(
+        "send", "--map", "m.toml", "--rejected", "rej.ndjson", data.name, sb=sandbox, cwd=tmp_path
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert summary["events_accepted"] == 1 and summary["rejected_rows"] == 1
+    assert summary["unaccounted_events"] == 0
+    (row,) = read_ndjson(tmp_path / "rej.ndjson")
+    assert "a value JSON cannot carry: Integer exceeds 64-bit range" in row["message"]
+    assert "99999999999999999999" in row["raw"]
+    assert [e["properties"].get("seq") for e in sandbox.events()] == [None]
+
+
+def test_records_from_a_program_with_an_integer_past_64_bits(sandbox: Sandbox) -> None:
+    records = [
+        {"user_id": "u1", "event_name": "e", "big": 2**70},
+        {"user_id": "u2", "event_name": "e"},
+    ]
+    result = send_records(
+        records,
+        connection=Connection(
+            sandbox.url, api_key=sandbox.api_key, customer_id=sandbox.customer_id
+        ),
+    )
+    assert result.accepted_events == 1 and result.exit_code == 1
+    assert result.as_dict()["unaccounted_events"] == 0
+    (row,) = result.rejected_rows
+    assert "Integer exceeds 64-bit range" in row["message"]
+
+
+@pytest.mark.parametrize("field", ["event_name", "revenue", "timestamp"])
+def test_an_api_field_and_a_property_of_its_name_are_one_target(field: str) -> None:
+    """An event's properties are keys of the event: `properties.revenue` beside `revenue`
+    would overwrite it, so the mapping is refused naming both lines (round 2, F6 and F7)."""
+    from revbridge_cli.errors import ConfigError
+    from revbridge_cli.shape.mapfile import parse, renames
+
+    text = f'[fields]\nuser_id = "uid"\n{field} = "a"\n"properties.{field}" = "b"\n'
+    with pytest.raises(ConfigError, match=r"mapping m\.toml:4: .*\(line 3\)"):
+        parse(text, "m.toml")
+    with pytest.raises(ConfigError, match="both map to"):
+        renames([f"a={field}", f"b=properties.{field}"])

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,11 @@ def test_past_the_cap_idle_and_slow_connections_are_shed_for_new_ones(
     monkeypatch.setattr(server, "MAX_CONNECTIONS", 8)
     with Sandbox(api_key="k", customer_id="c") as sb:
         idle = [socket.create_connection(("127.0.0.1", sb.port), timeout=30) for _ in range(8)]
+        # The idle ones are the longest waiting only once the server has admitted them all
+        # (its accept loop may lag on a loaded machine): wait for that, not a while.
+        held = sb._server.connections  # type: ignore[union-attr]
+        while len(held) < 8:
+            time.sleep(0.005)
         with slow_clients(sb.port, 8):
             with httpx.Client(base_url=sb.url) as client:
                 answer = post(client, VENDOR_REQUEST, headers=auth_headers("k", "c"))

@@ -16,6 +16,7 @@ far fewer requests go out: the request count, not the bytes, is what server late
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class Packed:
 
     batches: list[Batch] = field(default_factory=list)
     too_big: list[tuple[Invalid, Origin]] = field(default_factory=list)
+    # parts JSON cannot carry, with their events' count: set aside as records, not as events
+    unsendable: list[tuple[Invalid, Origin, int]] = field(default_factory=list)
     placed: int = 0  # pieces of the part that went into batches (a part split counts twice)
 
 
@@ -100,51 +103,58 @@ class Packer:
     def add(self, part: UserPart) -> Packed | None:
         """Add one part. None: it went whole into its lane and closed nothing (the common case,
         so it allocates nothing); otherwise the batches this closed, any events set aside, and
-        how many pieces of the part were placed."""
-        key = part.key
-        lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
-        events = part.events
-        if len(events) == 1:  # most parts are one flat event: no comprehension frame
-            data = dumps(events[0])
-            pieces = None
-        else:
-            pieces = [dumps(e) for e in events]
-            data = b",".join(pieces)
-        props = part.user_properties
-        props_bytes = owned(dumps(props)) if props is not None else None
-        user = lane.users.get(key)
-        # The common case first: the whole part fits in the user's object.
-        if user is None:
-            ids_bytes = owned(dumps(part.identifiers))
-            size = user_size(len(ids_bytes), props_bytes, len(data))
-            if size <= self._user_cap:
-                key = owned(key)
-                user = OpenUser(
-                    key, ids_bytes, props_bytes, bytearray(data), len(events), part.origin, size
-                )
-                lane.users[key] = user
-                lane.queue.append(user)
-                lane.held += size + _USER_COST + self._piece_cost
-                return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
-        else:
-            ids_bytes, pbytes = _merged(user, part, props_bytes)
-            size = user_size(len(ids_bytes), pbytes, len(user.events) + 1 + len(data))
-            if size <= self._user_cap:
-                lane.held += size - user.size + self._piece_cost
-                user.ids_bytes, user.props_bytes = ids_bytes, pbytes
-                user.events += b","
-                user.events += data
-                user.n_events += len(events)
-                user.size = size
-                user.grew(part.origin)
-                return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
-        out = Packed()
-        if pieces is None:  # the rare split takes the events one by one
-            pieces = [data]
-        start = 0
-        while start < len(pieces):
-            start = self._add_events(lane, part, pieces, start, props_bytes, out)
-        return self._drain(lane, out)
+        how many pieces of the part were placed. A part holding a value JSON cannot carry (an
+        integer past 64 bits, from a mapping's `type = "integer"` or a program's records) is
+        set aside whole, with orjson's reason (a `try` costs nothing until it catches)."""
+        try:
+            key = part.key
+            lane = self._lanes[hash(key) % self.lanes if self.lanes > 1 else 0]
+            events = part.events
+            if len(events) == 1:  # most parts are one flat event: no comprehension frame
+                data = dumps(events[0])
+                pieces = None
+            else:
+                pieces = [dumps(e) for e in events]
+                data = b",".join(pieces)
+            props = part.user_properties
+            props_bytes = owned(dumps(props)) if props is not None else None
+            user = lane.users.get(key)
+            # The common case first: the whole part fits in the user's object.
+            if user is None:
+                ids_bytes = owned(dumps(part.identifiers))
+                size = user_size(len(ids_bytes), props_bytes, len(data))
+                if size <= self._user_cap:
+                    key = owned(key)
+                    user = OpenUser(
+                        key, ids_bytes, props_bytes, bytearray(data), len(events), part.origin, size
+                    )
+                    lane.users[key] = user
+                    lane.queue.append(user)
+                    lane.held += size + _USER_COST + self._piece_cost
+                    return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
+            else:
+                ids_bytes, pbytes = _merged(user, part, props_bytes)
+                size = user_size(len(ids_bytes), pbytes, len(user.events) + 1 + len(data))
+                if size <= self._user_cap:
+                    lane.held += size - user.size + self._piece_cost
+                    user.ids_bytes, user.props_bytes = ids_bytes, pbytes
+                    user.events += b","
+                    user.events += data
+                    user.n_events += len(events)
+                    user.size = size
+                    user.grew(part.origin)
+                    return self._drain(lane, Packed(placed=1)) if lane.held > self._budget else None
+            out = Packed()
+            if pieces is None:  # the rare split takes the events one by one
+                pieces = [data]
+            start = 0
+            while start < len(pieces):
+                start = self._add_events(lane, part, pieces, start, props_bytes, out)
+            return self._drain(lane, out)
+        except TypeError as e:  # orjson's: raised by a dumps before anything was placed
+            why = f"a value JSON cannot carry: {e}"
+            invalid = Invalid(why, user=None, raw=_text(part))
+            return Packed(unsendable=[(invalid, part.origin, len(part.events))])
 
     def _add_events(
         self,
@@ -354,3 +364,9 @@ class Packer:
                     out = Packed()
                     self._close(lane, out)
                     yield from out.batches
+
+
+def _text(part: UserPart) -> str:
+    """The part as text for the rejected row's `raw`: the standard library's encoder writes
+    what orjson refused (an integer of any size; anything else as its `str`)."""
+    return json.dumps(part.as_user(), default=str, ensure_ascii=False)[:1000]

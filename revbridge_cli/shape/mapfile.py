@@ -278,8 +278,13 @@ def parse(text: str, name: str) -> Mapping:
 
 def destination(target: str) -> str:
     """Where a target lands in the request, however it is spelled: `x` and `properties.x`
-    are one event property, `user_id` and `identifiers.user_id` one identifier."""
-    if target.partition(".")[0] in _TARGET_HEADS or target in EVENT_FIELDS:
+    are one event property, `user_id` and `identifiers.user_id` one identifier, and
+    `properties.event_name` is `event_name`: an event's properties are keys of the event, so
+    one named as an API field would overwrite it."""
+    head, _, rest = target.partition(".")
+    if head == "properties" and rest in EVENT_FIELDS:
+        return rest
+    if head in _TARGET_HEADS or target in EVENT_FIELDS:
         return target
     return f"properties.{target}"
 
