@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import base_env, cli_json, event, read_ndjson, write_ndjson
+from conftest import base_env, cli, cli_json, event, read_ndjson, write_ndjson
 
 from revbridge_cli import Connection, RunAborted, send_records
 from revbridge_cli.sandbox.runner import Sandbox
@@ -259,3 +259,38 @@ def test_an_api_field_and_a_property_of_its_name_are_one_target(field: str) -> N
         parse(text, "m.toml")
     with pytest.raises(ConfigError, match="both map to"):
         renames([f"a={field}", f"b=properties.{field}"])
+
+
+@pytest.mark.parametrize("mark", ["pragma user_version = 7", "create view v as select 1"])
+def test_an_sqlite_file_with_no_tables_but_another_programs_mark_is_refused(
+    sandbox: Sandbox, tmp_path: Path, mark: str
+) -> None:
+    """No tables is a journal a killed run left only when nothing else marks the file: a
+    user_version or a view is another program's (round 2, F8)."""
+    import hashlib
+    import sqlite3
+
+    state = tmp_path / "app.db"
+    with sqlite3.connect(state) as db:
+        db.execute(mark)
+    db.close()
+    before = hashlib.sha256(state.read_bytes()).hexdigest()
+    data = write_ndjson(tmp_path / "in.ndjson", [event("u1", 1)])
+    result, summary = cli_json("send", "--state", str(state), str(data), sb=sandbox, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "another program's SQLite database" in result.stderr
+    assert summary["exit_code"] == 2 and sandbox.requests() == []  # refused before reading
+    assert hashlib.sha256(state.read_bytes()).hexdigest() == before
+
+
+def test_a_key_given_as_the_key_file_is_not_repeated(tmp_path: Path) -> None:
+    """`--api-key-file rbk_...` (a key where its file's path goes): the message masks it and
+    names the flag to use (round 2, F4)."""
+    key = "rbk_probe2_SECRET_0123456789"
+    data = write_ndjson(tmp_path / "in.ndjson", [event("u1", 1)])
+    env = base_env(REVBRIDGE_CUSTOMER_ID="c", REVBRIDGE_BASE_URL="http://127.0.0.1:9")
+    for command in (["send", str(data)], ["check"]):
+        done = cli(*command, "--api-key-file", key, env=env, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert key not in done.stdout + done.stderr
+        assert "rbk_…6789" in done.stderr and "--api-key or REVBRIDGE_API_KEY" in done.stderr

@@ -25,6 +25,12 @@ ENV_API_KEY: Final = "REVBRIDGE_API_KEY"
 ENV_API_KEY_FILE: Final = "REVBRIDGE_API_KEY_FILE"
 
 
+def _looks_like_a_key(text: str) -> bool:
+    """A path that is one word of 20 or more letters, digits and underscores, no slash and no
+    dot: a key pasted in place of its file's path (`rbk_...`), not a file name."""
+    return len(text) >= 20 and text.replace("_", "").isalnum()
+
+
 def mask(key: str) -> str:
     """Enough of a key to tell two keys apart, never enough to use one.
 
@@ -112,6 +118,12 @@ def _read_key_file(
                 warnings += permission_warning(where, os.fstat(f.fileno()).st_mode, "key file")
                 line = f.readline(4096)
         except FileNotFoundError:
+            if _looks_like_a_key(text):  # the key itself, given where its file's path goes
+                raise ConfigError(
+                    f"key file {mask(text)} ({origin}) does not exist, and the value looks like "
+                    "a key: pass a key with --api-key or REVBRIDGE_API_KEY, a file's path "
+                    "with --api-key-file"
+                ) from None
             raise ConfigError(f"key file {where} ({origin}) does not exist") from None
         except OSError as e:
             raise ConfigError(f"cannot read key file {where} ({origin}): {e.strerror}") from None

@@ -81,6 +81,12 @@ def _look(path: str) -> tuple[set[str], int | None]:
         tables = {
             name for (name,) in db.execute("select name from sqlite_master where type = 'table'")
         }
+        if not tables:  # ours only if nothing else marks it: a view, a version, an app id
+            (objects,) = db.execute("select count(*) from sqlite_master").fetchone()
+            (version,) = db.execute("pragma user_version").fetchone()
+            (app,) = db.execute("pragma application_id").fetchone()
+            if objects or version or app:
+                return {"(none, but marked by another program)"}, None
         schema: int | None = None
         if "meta" in tables:
             row = db.execute("select value from meta where key = 'schema'").fetchone()
