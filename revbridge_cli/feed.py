@@ -349,10 +349,9 @@ class Feed:
                 else:
                     if tracker:
                         tracker.add_refs(origin, packed.placed)
-                    await self._packed(
-                        Packed(too_big=packed.too_big, unsendable=packed.unsendable), None, None
-                    )
-                    batches += packed.batches
+                    batches += packed.batches  # dispatched after the release, below
+                    packed.batches = []
+                    await self._packed(packed, None, None)  # its set-asides, now
             if outside and outside == len(items):
                 summary.records_outside_window += 1
         if tracker:
@@ -406,14 +405,12 @@ class Feed:
             await self._packed(packed, None, None)
 
     async def _packed(self, packed: Packed, origin: Origin | None, tracker: Tracker | None) -> None:
-        """What a packer call closed: set-asides to the file, batches to their lanes. With a
-        tracker, the record is registered before its batches can finish."""
+        """A packer call's set-asides to the file, the record to the tracker, then batches."""
         for invalid, too_big_origin in packed.too_big:
             self._summary.events_too_big += 1
             self._books.set_aside(invalid, too_big_origin)
-        for invalid, unsendable_origin, events in packed.unsendable:
-            self._summary.events_read -= events  # a record set aside, as one no shape fits
-            self._books.set_aside(invalid, unsendable_origin)
+        for unsendable in packed.unsendable:
+            self._books.unsendable(*unsendable)
         if tracker is not None and origin is not None:
             tracker.read(origin, packed.placed)
         for batch in packed.batches:

@@ -91,6 +91,12 @@ class Books:
                 self.durable.tracker.add_refs(origin, 1)
             self._fail(exc)
 
+    def unsendable(self, invalid: Invalid, origin: Origin, events: int) -> None:
+        """A part JSON cannot carry (pack/packer.py): set aside as a record no shape fits, so
+        its events are not counted as events read."""
+        self.summary.events_read -= events
+        self.set_aside(invalid, origin)
+
     def hold(self, update: ProfileUpdate) -> None:
         """A profile update no event of its person carried, as a resendable row."""
         try:
