@@ -10,7 +10,7 @@ import gzip
 import io
 import re
 import zlib
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -90,12 +90,7 @@ class CountingFile:
 
     def peek(self, n: int) -> bytes:
         """Return up to `n` bytes without consuming them (works on pipes too)."""
-        data = b""
-        while len(data) < n:
-            more = self.read(n - len(data))
-            if not more:
-                break
-            data += more
+        data = read_up_to(self, n)
         self._pushback = data + self._pushback
         return data
 
@@ -156,3 +151,14 @@ def sniff_format(head: bytes) -> str:
             if e.msg.startswith("unexpected end of data"):
                 return "json"
     return "ndjson"
+
+
+def read_up_to(stream: Any, n: int) -> bytes:
+    """`n` bytes, or all that is left: a pipe or a gzip stream may give fewer a read."""
+    data = b""
+    while len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data

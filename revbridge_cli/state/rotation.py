@@ -37,6 +37,7 @@ from typing import Any
 
 from revbridge_cli.input import reader
 from revbridge_cli.input.paths import GZIP_MAGIC, content_fingerprint
+from revbridge_cli.input.streams import read_up_to
 from revbridge_cli.state.journal import FileState, Journal
 
 HEAD_WINDOW = 1024
@@ -53,12 +54,7 @@ def head_print(path: str, length: int = HEAD_WINDOW) -> dict[str, Any] | None:
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
             else:
                 raw.seek(0)
-            head = b""
-            while len(head) < length:
-                block = stream.read(length - len(head))
-                if not block:
-                    break
-                head += block
+            head = read_up_to(stream, length)
     except (EOFError, OSError, zlib.error):
         return None
     return {"len": len(head), "sha": hashlib.sha256(head).hexdigest()}
